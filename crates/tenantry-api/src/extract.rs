@@ -1,0 +1,177 @@
+//! Request extractors: JSON bodies with problem+json rejections, the authenticated caller,
+//! and the tenant scope produced by the authorization layer.
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{
+        ConnectInfo, FromRequest, FromRequestParts, RawPathParams, Request,
+        rejection::JsonRejection,
+    },
+    http::{HeaderMap, header, request::Parts},
+};
+use serde::de::DeserializeOwned;
+use tenantry_core::{Problem, TenantId};
+use tenantry_db::TenantScope;
+use tenantry_identity::{Authenticated, ClientInfo};
+
+use crate::AppState;
+
+/// `axum::Json` whose rejections are problems: 415 without a JSON content type, 400 for
+/// malformed JSON, 422 for a well-formed body of the wrong shape, 413 when too large.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_problem(rejection)),
+        }
+    }
+}
+
+fn json_problem(rejection: JsonRejection) -> Problem {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => Problem::unsupported_media_type()
+            .with_detail("expected a body with Content-Type: application/json"),
+        JsonRejection::JsonSyntaxError(e) => Problem::malformed()
+            .with_detail(format!("the body is not valid JSON: {}", e.body_text())),
+        JsonRejection::JsonDataError(e) => Problem::validation_failed().with_detail(format!(
+            "the body does not match the expected shape: {}",
+            e.body_text()
+        )),
+        JsonRejection::BytesRejection(e) if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE => {
+            Problem::payload_too_large().with_detail("the request body is too large")
+        }
+        other => Problem::malformed().with_detail(other.body_text()),
+    }
+}
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
+    fn into_response(self) -> axum::response::Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Query-string extractor with problem+json rejections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|e| {
+                Problem::validation_failed()
+                    .with_detail(format!("invalid query string: {}", e.body_text()))
+            })
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, Problem> {
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        Problem::unauthenticated().with_detail("send Authorization: Bearer <token>")
+    })?;
+    let value = value.to_str().map_err(|_| Problem::invalid_token())?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(Problem::unauthenticated().with_detail("send Authorization: Bearer <token>")),
+    }
+}
+
+/// The authenticated caller (a user with a live session).
+#[derive(Debug, Clone)]
+pub struct Caller(pub Authenticated);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        let token = bearer(&parts.headers)?;
+        let authenticated = state
+            .identity
+            .authenticate(token)
+            .await
+            .map_err(Problem::from)?;
+        tracing::Span::current().record("user_id", tracing::field::display(authenticated.user.id));
+        let caller = Caller(authenticated);
+        parts.extensions.insert(caller.clone());
+        Ok(caller)
+    }
+}
+
+/// The caller's scope in the tenant named by the `{tenant_id}` path segment.
+#[derive(Debug, Clone)]
+pub struct TenantCtx {
+    pub caller: Caller,
+    pub scope: TenantScope,
+}
+
+impl FromRequestParts<AppState> for TenantCtx {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Problem::not_found())?;
+        // A malformed id names no tenant: answer as for any unknown tenant.
+        let tenant_id: TenantId = params
+            .iter()
+            .find(|(name, _)| *name == "tenant_id")
+            .and_then(|(_, value)| value.parse().ok())
+            .ok_or_else(Problem::not_found)?;
+        tracing::Span::current().record("tenant_id", tracing::field::display(tenant_id));
+        let scope = tenantry_tenancy::authz::authorize(&state.db, caller.0.user.id, tenant_id)
+            .await
+            .map_err(Problem::from)?;
+        Ok(Self { caller, scope })
+    }
+}
+
+/// User agent and peer address, recorded with sessions.
+#[derive(Debug, Clone)]
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        Ok(Self(ClientInfo { user_agent, ip }))
+    }
+}
+
+/// A path id that must parse; anything else is "not found".
+pub fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, Problem> {
+    raw.parse().map_err(|_| Problem::not_found())
+}

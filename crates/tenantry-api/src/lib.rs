@@ -1,0 +1,312 @@
+//! The HTTP API: router assembly, extractors, middleware and the OpenAPI document.
+//!
+//! [`Application::build`] turns a configuration into a bound listener and a router; the
+//! binary and the integration tests both start Tenantry through it.
+
+pub mod extract;
+mod middleware;
+mod routes;
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use anyhow::Context;
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderName, HeaderValue, Method, header},
+    response::IntoResponse,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use secrecy::ExposeSecret;
+use tenantry_core::{Email, Password, Problem, config::Config};
+use tenantry_db::{
+    Db,
+    migrate::{Migration, Migrator},
+};
+use tenantry_identity::Identity;
+use tokio::net::TcpListener;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// Everything handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: Db,
+    pub identity: Identity,
+    pub config: Arc<Config>,
+    pub metrics: PrometheusHandle,
+}
+
+/// All migrations of all contexts, in the order they apply.
+pub fn migrations() -> Vec<Migration> {
+    [
+        tenantry_db::migrations::MIGRATIONS,
+        tenantry_identity::migrations::MIGRATIONS,
+        tenantry_tenancy::migrations::MIGRATIONS,
+    ]
+    .concat()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tenantry",
+        description = "Multi-tenant SaaS backend: identity, tenants, roles and projects.\n\n\
+            Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.\n\
+            Lists take `limit` (1–200, default 50) and `cursor`, and answer `{items, next_cursor}`.\n\
+            An id of another tenant's object answers exactly like an id that does not exist (404).",
+        license(name = "Apache-2.0"),
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "identity", description = "Accounts, sessions and tokens"),
+        (name = "tenancy", description = "Tenants, members, roles and projects"),
+        (name = "operations", description = "Health, readiness, metrics and keys"),
+    ),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from /api/v1/auth/login (or, later, an API key `tnt_…`)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::ops::router())
+        .merge(routes::auth::router())
+        .merge(routes::users::router())
+        .merge(routes::tenants::router())
+        .merge(routes::members::router())
+        .merge(routes::projects::router())
+}
+
+/// The OpenAPI 3.1 document, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// The process-wide Prometheus recorder (installed once; several apps in one test process
+/// share it).
+fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let recorder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("http_request_duration_seconds".to_owned()),
+            &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ],
+        )
+        .context("configuring metrics")?
+        .build_recorder();
+    let handle = recorder.handle();
+    if HANDLE.set(handle.clone()).is_ok() {
+        metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
+        Ok(handle)
+    } else {
+        HANDLE.get().cloned().context("metrics recorder")
+    }
+}
+
+fn cors(config: &Config) -> CorsLayer {
+    let origins = &config.http.cors_allowed_origins;
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Builds the complete router for `state`.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api_router().split_for_parts();
+    let observe = middleware::ObserveConfig {
+        timeout: Duration::from_secs(state.config.http.request_timeout_secs.max(1)),
+    };
+    let body_limit = state.config.http.body_limit_bytes;
+    let cors = cors(&state.config);
+    let x_request_id = HeaderName::from_static("x-request-id");
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(|| async {
+            Problem::not_found()
+                .with_detail("no such route")
+                .into_response()
+        })
+        .method_not_allowed_fallback(|| async { Problem::method_not_allowed().into_response() })
+        .layer(axum::middleware::from_fn_with_state(
+            observe,
+            middleware::observe,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(cors)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Connects to the database, applies migrations (if configured), loads keys and creates the
+/// bootstrap administrator.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let url = config.effective_database_url();
+    let db = Db::connect(url.expose_secret(), &config.database).await?;
+    if config.database.migrate_on_start {
+        Migrator::new(migrations())?
+            .up(&db)
+            .await
+            .context("migrating the database")?;
+    }
+    let identity = Identity::new(db.clone(), &config).await?;
+    bootstrap_admin(&identity, &config).await?;
+    Ok(AppState {
+        db,
+        identity,
+        config: Arc::new(config),
+        metrics: metrics_handle()?,
+    })
+}
+
+async fn bootstrap_admin(identity: &Identity, config: &Config) -> anyhow::Result<()> {
+    let (Some(email), Some(password)) = (
+        &config.bootstrap_admin_email,
+        &config.bootstrap_admin_password,
+    ) else {
+        return Ok(());
+    };
+    if identity.has_platform_admin().await? {
+        return Ok(());
+    }
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("bootstrap_admin_email {e}"))?;
+    let password = Password::parse(password.expose_secret())
+        .map_err(|e| anyhow::anyhow!("bootstrap_admin_password {e}"))?;
+    let (user, _) = identity
+        .create_superuser(email, password)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the bootstrap administrator: {e}"))?;
+    tracing::info!(user_id = %user.id, "bootstrap platform administrator created");
+    Ok(())
+}
+
+/// A built server, bound and ready to accept connections.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let bind = config.bind;
+        let state = build_state(config).await?;
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding {bind}"))?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
+    /// finish (bounded by `http.shutdown_grace_secs`).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = Duration::from_secs(self.state.config.http.shutdown_grace_secs);
+        let app = router(self.state);
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = stopped_tx.send(());
+        };
+        let server = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
+        let server = tokio::spawn(async move { server.await });
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => return result.context("server task")?.context("serving"),
+            _ = stopped_rx => {}
+        }
+        match tokio::time::timeout(grace, &mut server).await {
+            Ok(result) => result.context("server task")?.context("serving"),
+            Err(_) => {
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "in-flight requests did not finish in time"
+                );
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Operations endpoints outside `/api/v1`: liveness, readiness, index, metrics, JWKS.
+
+use std::time::Duration;
+
+use axum::{
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
+use serde::Serialize;
+use serde_json::json;
+use tenantry_core::Problem;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{AppState, extract::Json};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(index))
+        .routes(routes!(jwks))
+        .routes(routes!(metrics))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Status)))]
+pub async fn health() -> Json<Status> {
+    Json(Status { status: "ok" })
+}
+
+/// Readiness: the database answers (503 otherwise).
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses((status = 200, body = Status), (status = 503, body = Problem)))]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Status>, Problem> {
+    match state.db.ping(Duration::from_secs(2)).await {
+        Ok(()) => Ok(Json(Status { status: "ready" })),
+        Err(error) => {
+            tracing::warn!(error = %error, "readiness check failed");
+            Err(Problem::not_ready()
+                .with_detail("the database is not reachable")
+                .with_retry_after(1))
+        }
+    }
+}
+
+/// Name, version and links.
+#[utoipa::path(get, path = "/", tag = "operations", responses((status = 200, body = Object)))]
+pub async fn index() -> Json<serde_json::Value> {
+    Json(json!({
+        "name": "tenantry",
+        "version": env!("CARGO_PKG_VERSION"),
+        "links": {
+            "api": "/api/v1",
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+            "health": "/health",
+            "ready": "/ready",
+            "metrics": "/metrics",
+            "jwks": "/.well-known/jwks.json",
+        }
+    }))
+}
+
+/// Public keys that verify Tenantry access tokens (JWKS).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations",
+    responses((status = 200, body = Object)))]
+pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        Json(state.identity.jwks().clone()),
+    )
+}
+
+/// Prometheus metrics: request counts and latency histograms by route and status, pool gauges.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let stats = state.db.pool_stats();
+    let backend = state.db.backend().name();
+    metrics::gauge!("db_pool_connections", "backend" => backend, "state" => "open")
+        .set(f64::from(stats.size));
+    metrics::gauge!("db_pool_connections", "backend" => backend, "state" => "idle")
+        .set(f64::from(stats.idle));
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,172 @@
+//! `/api/v1/tenants*` (tenant profile), `/roles` and the permission catalog.
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use serde::Deserialize;
+use tenantry_core::{
+    JsonObject, Page, Permission, Problem, ResourceName, Slug, page::PageParams, problem::Validator,
+};
+use tenantry_tenancy::{
+    NewTenant, PermissionView, RoleView, Tenant, TenantChange, TenantMembership,
+};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    AppState,
+    extract::{Caller, Json, Query, TenantCtx},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tenants, create_tenant))
+        .routes(routes!(get_tenant, update_tenant, delete_tenant))
+        .routes(routes!(list_roles))
+        .routes(routes!(list_permissions))
+}
+
+/// The caller's tenants (same as `/users/me/tenants`).
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenancy", security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = Page<TenantMembership>), (status = 401, body = Problem)))]
+pub async fn list_tenants(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<TenantMembership>>, Problem> {
+    let page = page.try_into()?;
+    Ok(Json(
+        tenantry_tenancy::list_my_tenants(&state.db, caller.user.id, &page).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    #[schema(example = "Acme Retail")]
+    pub name: String,
+    /// URL-safe identifier; derived from the name when omitted.
+    #[schema(example = "acme-retail")]
+    pub slug: Option<String>,
+}
+
+/// Create a tenant; the caller becomes its owner.
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenancy", security(("bearer" = [])),
+    request_body = CreateTenant,
+    responses((status = 201, body = Tenant), (status = 401, body = Problem),
+        (status = 409, description = "Slug taken", body = Problem), (status = 422, body = Problem)))]
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Json(body): Json<CreateTenant>,
+) -> Result<impl IntoResponse, Problem> {
+    let mut v = Validator::new();
+    let name = v.field("name", ResourceName::parse(&body.name));
+    let slug = body
+        .slug
+        .as_deref()
+        .and_then(|s| v.field("slug", Slug::parse(s)));
+    v.finish()?;
+    let name = name.ok_or_else(Problem::validation_failed)?;
+    let tenant =
+        tenantry_tenancy::create_tenant(&state.db, caller.user.id, NewTenant { name, slug })
+            .await?;
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+/// A tenant (`tenant:read`).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}", tag = "tenancy", security(("bearer" = [])),
+    params(("tenant_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = Tenant), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    ctx: TenantCtx,
+) -> Result<Json<Tenant>, Problem> {
+    Ok(Json(
+        tenantry_tenancy::get_tenant(&state.db, &ctx.scope).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    pub name: Option<String>,
+    /// Replaces the settings object.
+    #[schema(value_type = Option<Object>)]
+    pub settings: Option<serde_json::Value>,
+}
+
+/// Change a tenant's name or settings (`tenant:update`).
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant_id}", tag = "tenancy", security(("bearer" = [])),
+    params(("tenant_id" = String, Path, format = Uuid)),
+    request_body = UpdateTenant,
+    responses((status = 200, body = Tenant), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_tenant(
+    State(state): State<AppState>,
+    ctx: TenantCtx,
+    Json(body): Json<UpdateTenant>,
+) -> Result<Json<Tenant>, Problem> {
+    let mut v = Validator::new();
+    let change = TenantChange {
+        name: body
+            .name
+            .as_deref()
+            .and_then(|n| v.field("name", ResourceName::parse(n))),
+        settings: body
+            .settings
+            .and_then(|s| v.field("settings", JsonObject::parse(s))),
+    };
+    v.finish()?;
+    Ok(Json(
+        tenantry_tenancy::update_tenant(&state.db, &ctx.scope, change).await?,
+    ))
+}
+
+/// Delete a tenant (`tenant:delete`). Soft delete: data is kept for the retention window.
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant_id}", tag = "tenancy", security(("bearer" = [])),
+    params(("tenant_id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn delete_tenant(
+    State(state): State<AppState>,
+    ctx: TenantCtx,
+) -> Result<StatusCode, Problem> {
+    tenantry_tenancy::delete_tenant(&state.db, &ctx.scope).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct RoleList {
+    pub items: Vec<RoleView>,
+}
+
+/// The roles members of this tenant can hold (`roles:read`).
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/roles", tag = "tenancy", security(("bearer" = [])),
+    params(("tenant_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = RoleList), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn list_roles(ctx: TenantCtx) -> Result<Json<RoleList>, Problem> {
+    ctx.scope.require(Permission::RolesRead)?;
+    Ok(Json(RoleList {
+        items: tenantry_tenancy::roles(),
+    }))
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct PermissionList {
+    pub items: Vec<PermissionView>,
+}
+
+/// The permission catalog.
+#[utoipa::path(get, path = "/api/v1/permissions", tag = "tenancy",
+    responses((status = 200, body = PermissionList)))]
+pub async fn list_permissions() -> Json<PermissionList> {
+    Json(PermissionList {
+        items: Permission::ALL
+            .iter()
+            .copied()
+            .map(PermissionView::from)
+            .collect(),
+    })
+}

@@ -1,0 +1,160 @@
+//! `/api/v1/users/me*`: the caller's profile, tenants and sessions.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+};
+use serde::Deserialize;
+use tenantry_core::{
+    JsonObject, Page, PersonName, Problem, SessionId, page::PageParams, problem::Validator,
+};
+use tenantry_identity::{ProfileChange, SessionView, UserView};
+use tenantry_tenancy::TenantMembership;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    AppState,
+    extract::{Caller, Json, Query, parse_id},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_me, patch_me, put_me))
+        .routes(routes!(my_tenants))
+        .routes(routes!(my_sessions))
+        .routes(routes!(revoke_session))
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "identity", security(("bearer" = [])),
+    responses((status = 200, body = UserView), (status = 401, body = Problem)))]
+pub async fn get_me(Caller(caller): Caller) -> Json<UserView> {
+    Json(UserView::from(&caller.user))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchMe {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// Replaces the preferences object.
+    #[schema(value_type = Option<Object>)]
+    pub preferences: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutMe {
+    pub first_name: String,
+    pub last_name: String,
+    #[schema(value_type = Option<Object>)]
+    pub preferences: Option<serde_json::Value>,
+}
+
+fn profile_change(
+    first_name: Option<&str>,
+    last_name: Option<&str>,
+    preferences: Option<serde_json::Value>,
+) -> Result<ProfileChange, Problem> {
+    let mut v = Validator::new();
+    let change = ProfileChange {
+        first_name: first_name.and_then(|n| v.field("first_name", PersonName::parse(n))),
+        last_name: last_name.and_then(|n| v.field("last_name", PersonName::parse(n))),
+        preferences: preferences
+            .and_then(|p| v.field("preferences", JsonObject::parse(p)))
+            .map(JsonObject::into_inner),
+    };
+    v.finish()?;
+    Ok(change)
+}
+
+/// Change names and preferences (the e-mail address cannot be changed here).
+#[utoipa::path(patch, path = "/api/v1/users/me", tag = "identity", security(("bearer" = [])),
+    request_body = PatchMe,
+    responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch_me(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Json(body): Json<PatchMe>,
+) -> Result<Json<UserView>, Problem> {
+    let change = profile_change(
+        body.first_name.as_deref(),
+        body.last_name.as_deref(),
+        body.preferences,
+    )?;
+    let user = state
+        .identity
+        .update_profile(caller.user.id, change)
+        .await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+/// Replace names and preferences.
+#[utoipa::path(put, path = "/api/v1/users/me", tag = "identity", security(("bearer" = [])),
+    request_body = PutMe,
+    responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_me(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Json(body): Json<PutMe>,
+) -> Result<Json<UserView>, Problem> {
+    let preferences = Some(body.preferences.unwrap_or_else(|| serde_json::json!({})));
+    let change = profile_change(Some(&body.first_name), Some(&body.last_name), preferences)?;
+    let user = state
+        .identity
+        .update_profile(caller.user.id, change)
+        .await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+/// The tenants the caller belongs to, with their role in each.
+#[utoipa::path(get, path = "/api/v1/users/me/tenants", tag = "identity", security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = Page<TenantMembership>), (status = 401, body = Problem)))]
+pub async fn my_tenants(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<TenantMembership>>, Problem> {
+    let page = page.try_into()?;
+    Ok(Json(
+        tenantry_tenancy::list_my_tenants(&state.db, caller.user.id, &page).await?,
+    ))
+}
+
+/// The caller's live sessions; `current` marks this one.
+#[utoipa::path(get, path = "/api/v1/users/me/sessions", tag = "identity", security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = Page<SessionView>), (status = 401, body = Problem)))]
+pub async fn my_sessions(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<SessionView>>, Problem> {
+    let page = page.try_into()?;
+    Ok(Json(
+        state
+            .identity
+            .list_sessions(caller.user.id, caller.session_id, &page)
+            .await?,
+    ))
+}
+
+/// Revoke one of the caller's sessions.
+#[utoipa::path(delete, path = "/api/v1/users/me/sessions/{session_id}", tag = "identity",
+    security(("bearer" = [])),
+    params(("session_id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(session_id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let session_id: SessionId = parse_id(&session_id)?;
+    state
+        .identity
+        .revoke_session(caller.user.id, session_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

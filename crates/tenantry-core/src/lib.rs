@@ -1,0 +1,26 @@
+//! Tenantry's shared vocabulary: identifiers, parsed value types, the permission catalog,
+//! the one `Problem` error type every layer maps into, pagination and configuration.
+//!
+//! Nothing here touches I/O; every other crate depends on this one.
+
+pub mod config;
+pub mod id;
+pub mod page;
+pub mod permission;
+pub mod problem;
+pub mod values;
+
+pub use id::{ApiKeyId, ProjectId, RoleId, SessionId, TenantId, UserId};
+pub use page::{Cursor, Page, PageRequest};
+pub use permission::{Permission, SystemRole};
+pub use problem::{FieldError, Problem};
+pub use values::{Description, Email, JsonObject, Password, PersonName, ResourceName, Slug};
+
+/// The current time, truncated to microseconds so values round-trip through both databases
+/// unchanged (PostgreSQL stores microseconds).
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    let now = chrono::Utc::now();
+    now.duration_trunc(TimeDelta::microseconds(1))
+        .unwrap_or(now)
+}

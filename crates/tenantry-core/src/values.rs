@@ -1,0 +1,382 @@
+//! Parsed value types ("parse, don't validate"): each is constructed only through a fallible
+//! `parse`, so code past the HTTP boundary never handles a raw, unchecked string.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+/// Why a value was rejected; becomes a field entry of a 422 problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub &'static str);
+
+/// A syntactically valid e-mail address, trimmed and lower-cased (addresses are compared
+/// case-insensitively everywhere, so they are stored in one canonical form).
+#[derive(Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub const MAX_LEN: usize = 254;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let candidate = raw.trim().to_lowercase();
+        if candidate.is_empty() {
+            return Err(Invalid("must not be empty"));
+        }
+        if candidate.len() > Self::MAX_LEN {
+            return Err(Invalid("must be at most 254 characters"));
+        }
+        let parsed: email_address::EmailAddress = candidate
+            .parse()
+            .map_err(|_| Invalid("must be a valid e-mail address"))?;
+        // Require a dotted domain: `user@localhost` is valid per RFC but never a real inbox
+        // for a SaaS account, and accepting it invites typos.
+        if !parsed.domain().contains('.') || parsed.domain().starts_with('[') {
+            return Err(Invalid("must be a valid e-mail address"));
+        }
+        Ok(Self(candidate))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Email {
+    // E-mail addresses are personal data: keep the domain for debugging, hide the mailbox.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.split_once('@') {
+            Some((_, domain)) => write!(f, "Email(***@{domain})"),
+            None => write!(f, "Email(***)"),
+        }
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A new password that satisfies the password policy. The plaintext never appears in
+/// `Debug` output or logs.
+pub struct Password(SecretString);
+
+/// Passwords so common that a length check alone would let them through.
+const COMMON_PASSWORDS: &[&str] = &[
+    "password",
+    "password1",
+    "password123",
+    "passw0rd",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwertyui",
+    "qwerty123",
+    "qwertyuiop",
+    "iloveyou",
+    "11111111",
+    "00000000",
+    "abc12345",
+    "abcd1234",
+    "letmein1",
+    "welcome1",
+    "welcome123",
+    "admin123",
+    "administrator",
+    "sunshine",
+    "princess",
+    "football",
+    "baseball",
+    "starwars",
+    "trustno1",
+    "superman",
+    "whatever",
+    "changeme",
+    "p@ssw0rd",
+    "monkey123",
+    "dragon123",
+    "1q2w3e4r",
+    "zaq12wsx",
+    "asdfghjkl",
+    "87654321",
+    "secret123",
+    "tenantry",
+    "tenantry1",
+];
+
+impl Password {
+    pub const MIN_CHARS: usize = 8;
+    /// Upper bound keeps hashing cost bounded (argon2 cost grows with input length only
+    /// mildly, but unbounded bodies are an easy denial of service).
+    pub const MAX_BYTES: usize = 256;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.chars().count() < Self::MIN_CHARS {
+            return Err(Invalid("must be at least 8 characters"));
+        }
+        if raw.len() > Self::MAX_BYTES {
+            return Err(Invalid("must be at most 256 bytes"));
+        }
+        let lowered = raw.to_lowercase();
+        let distinct = {
+            let mut chars: Vec<char> = lowered.chars().collect();
+            chars.sort_unstable();
+            chars.dedup();
+            chars.len()
+        };
+        if distinct < 3 || COMMON_PASSWORDS.contains(&lowered.as_str()) {
+            return Err(Invalid("is too common; choose a less guessable password"));
+        }
+        Ok(Self(SecretString::from(raw.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([REDACTED])")
+    }
+}
+
+/// A display name part (first or last name): trimmed, 1–100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct PersonName(String);
+
+impl PersonName {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(Invalid("must not be empty"));
+        }
+        if trimmed.chars().count() > 100 {
+            return Err(Invalid("must be at most 100 characters"));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(Invalid("must not contain control characters"));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// A URL-safe identifier: 3–63 characters of `a-z`, `0-9` and inner `-`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let s = raw.trim();
+        if s.len() < 3 || s.len() > 63 {
+            return Err(Invalid("must be 3 to 63 characters"));
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(Invalid("may contain only a-z, 0-9 and '-'"));
+        }
+        if s.starts_with('-') || s.ends_with('-') || s.contains("--") {
+            return Err(Invalid("must not start or end with '-' or contain '--'"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// A slug derived from a display name ("Acme Corp." → "acme-corp"), padded when the
+    /// name has too few usable characters. The caller makes it unique.
+    pub fn from_name(name: &str) -> Self {
+        let mut out = String::with_capacity(name.len());
+        for c in name.chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_alphanumeric() {
+                out.push(c);
+            } else if !out.ends_with('-') && !out.is_empty() {
+                out.push('-');
+            }
+            if out.len() >= 48 {
+                break;
+            }
+        }
+        let mut out = out.trim_end_matches('-').to_owned();
+        if out.len() < 3 {
+            if !out.is_empty() {
+                out.push('-');
+            }
+            out.push_str("tenant");
+        }
+        Self(out)
+    }
+
+    /// This slug with a numeric suffix, used to resolve collisions.
+    pub fn with_suffix(&self, n: u32) -> Self {
+        Self(format!("{}-{n}", self.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_canonicalised() {
+        let e = Email::parse("  Alice@Example.COM ").unwrap();
+        assert_eq!(e.as_str(), "alice@example.com");
+        assert_eq!(format!("{e:?}"), "Email(***@example.com)");
+    }
+
+    #[test]
+    fn bad_emails_are_rejected() {
+        for raw in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "a@localhost",
+            "a b@example.com",
+        ] {
+            assert!(Email::parse(raw).is_err(), "{raw:?} accepted");
+        }
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn password_policy() {
+        assert!(Password::parse("short").is_err());
+        assert!(Password::parse("password").is_err());
+        assert!(Password::parse("PassWord123").is_err());
+        assert!(Password::parse("aaaaaaaaaaaa").is_err());
+        assert!(Password::parse(&"x1".repeat(200)).is_err());
+        let p = Password::parse("correct horse battery").unwrap();
+        assert_eq!(p.expose(), "correct horse battery");
+        assert_eq!(format!("{p:?}"), "Password([REDACTED])");
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(PersonName::parse("  Ada ").unwrap().as_str(), "Ada");
+        assert!(PersonName::parse("   ").is_err());
+        assert!(PersonName::parse("a\u{0}b").is_err());
+        assert!(PersonName::parse(&"x".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn slugs() {
+        assert!(Slug::parse("acme-corp").is_ok());
+        for raw in [
+            "ab",
+            "-acme",
+            "acme-",
+            "ac--me",
+            "Acme",
+            "acme_corp",
+            &"a".repeat(64),
+        ] {
+            assert!(Slug::parse(raw).is_err(), "{raw:?} accepted");
+        }
+        assert_eq!(Slug::from_name("Acme Corp.").as_str(), "acme-corp");
+        assert_eq!(Slug::from_name("  Ü!").as_str(), "tenant");
+        assert_eq!(Slug::from_name("AB").as_str(), "ab-tenant");
+        assert!(Slug::parse(Slug::from_name(&"Long Name ".repeat(20)).as_str()).is_ok());
+        assert_eq!(Slug::from_name("acme").with_suffix(2).as_str(), "acme-2");
+    }
+}
+
+/// A JSON object of bounded size (settings, preferences).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct JsonObject(serde_json::Value);
+
+impl JsonObject {
+    pub const MAX_BYTES: usize = 16 * 1024;
+
+    pub fn parse(value: serde_json::Value) -> Result<Self, Invalid> {
+        if !value.is_object() {
+            return Err(Invalid("must be a JSON object"));
+        }
+        if value.to_string().len() > Self::MAX_BYTES {
+            return Err(Invalid("must be at most 16 KiB"));
+        }
+        Ok(Self(value))
+    }
+
+    pub fn empty() -> Self {
+        Self(serde_json::Value::Object(serde_json::Map::new()))
+    }
+
+    pub fn into_inner(self) -> serde_json::Value {
+        self.0
+    }
+}
+
+/// A resource name (tenant, project): trimmed, 1–100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ResourceName(String);
+
+impl ResourceName {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        PersonName::parse(raw).map(|n| Self(n.into_inner()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Free text of at most 2,000 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Description(String);
+
+impl Description {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.chars().count() > 2000 {
+            return Err(Invalid("must be at most 2000 characters"));
+        }
+        Ok(Self(raw.trim().to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn json_objects_are_bounded() {
+        assert!(JsonObject::parse(serde_json::json!({"a": 1})).is_ok());
+        assert!(JsonObject::parse(serde_json::json!([1])).is_err());
+        assert!(JsonObject::parse(serde_json::json!({"a": "x".repeat(17000)})).is_err());
+        assert!(Description::parse(&"x".repeat(2001)).is_err());
+        assert_eq!(
+            ResourceName::parse(" Store 1 ").unwrap().as_str(),
+            "Store 1"
+        );
+    }
+}

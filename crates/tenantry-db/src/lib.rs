@@ -1,0 +1,269 @@
+//! Database access for both backends through one query path.
+//!
+//! Queries are built once with sea-query and rendered for the connected dialect. SQLite is
+//! driven by rusqlite (in-process, no thread hop: a point read costs microseconds) with one
+//! writer connection and a small pool of readers; PostgreSQL by sqlx. Code above this crate
+//! sees only [`Db`], [`Tx`] and [`Row`], never a driver type.
+//!
+//! Tenant data is reached through [`Db::begin_tenant`] with a [`TenantScope`]; on PostgreSQL
+//! that transaction runs as the non-owner role `tenantry_app` with `app.tenant_id` set, so
+//! row-level security enforces the same boundary the scope does.
+
+mod bind;
+mod error;
+pub mod migrate;
+pub mod migrations;
+mod postgres;
+mod row;
+mod scope;
+mod sqlite;
+mod tx;
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use sea_query::{PostgresQueryBuilder, QueryStatementWriter, SqliteQueryBuilder, Values};
+use secrecy_free::ExposeUrl;
+use tenantry_core::{UserId, config::DatabaseConfig};
+
+pub use error::DbError;
+pub use row::{FromRow, Row};
+pub use scope::{Actor, Placement, TenantScope, UserScope};
+pub use tx::Tx;
+
+/// Which SQL engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// The role tenant transactions run as on PostgreSQL; it owns nothing and cannot bypass RLS.
+pub const APP_ROLE: &str = "tenantry_app";
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    inner: Arc<Pool>,
+}
+
+#[derive(Debug)]
+enum Pool {
+    Sqlite(sqlite::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// A database URL kept out of logs (PostgreSQL URLs carry passwords).
+mod secrecy_free {
+    pub trait ExposeUrl {
+        fn redacted(&self) -> String;
+    }
+    impl ExposeUrl for str {
+        fn redacted(&self) -> String {
+            match (self.find("://"), self.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    format!("{}://***{}", &self[..scheme], &self[at..])
+                }
+                _ => self.to_owned(),
+            }
+        }
+    }
+}
+
+impl Db {
+    /// Opens a pool for `url` (`sqlite://PATH` or `postgres://…`). SQLite files and their
+    /// directory are created when missing.
+    pub async fn connect(url: &str, config: &DatabaseConfig) -> anyhow::Result<Self> {
+        let pool = if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            Pool::Sqlite(
+                sqlite::SqlitePool::open(path, config)
+                    .with_context(|| format!("opening SQLite database {path}"))?,
+            )
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Pool::Postgres(
+                postgres::connect(url, config)
+                    .await
+                    .with_context(|| format!("connecting to {}", url.redacted()))?,
+            )
+        } else {
+            anyhow::bail!(
+                "unsupported database URL {}: expected sqlite://PATH or postgres://…",
+                url.redacted()
+            );
+        };
+        Ok(Self {
+            inner: Arc::new(pool),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match &*self.inner {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Renders a statement for this backend.
+    pub fn render<S: QueryStatementWriter>(&self, statement: &S) -> (String, Values) {
+        render(self.backend(), statement)
+    }
+
+    /// Answers when the database can serve a query, within `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> Result<(), DbError> {
+        let check = async {
+            match &*self.inner {
+                Pool::Sqlite(pool) => pool.ping().await,
+                Pool::Postgres(pool) => postgres::ping(pool).await,
+            }
+        };
+        tokio::time::timeout(timeout, check)
+            .await
+            .map_err(|_| DbError::Unavailable("ping timed out".into()))?
+    }
+
+    /// A read-only view of platform tables (users, sessions). Tenant tables need a scope.
+    pub async fn begin_read(&self) -> Result<Tx, DbError> {
+        match &*self.inner {
+            Pool::Sqlite(pool) => pool.begin_read().await,
+            Pool::Postgres(pool) => postgres::begin(pool, postgres::Context::Platform).await,
+        }
+    }
+
+    /// A read-write transaction on platform tables.
+    pub async fn begin_write(&self) -> Result<Tx, DbError> {
+        match &*self.inner {
+            Pool::Sqlite(pool) => pool.begin_write().await,
+            Pool::Postgres(pool) => postgres::begin(pool, postgres::Context::Platform).await,
+        }
+    }
+
+    /// A read-write transaction confined to one tenant's rows.
+    pub async fn begin_tenant(&self, scope: &TenantScope) -> Result<Tx, DbError> {
+        match &*self.inner {
+            Pool::Sqlite(pool) => pool.begin_write().await,
+            Pool::Postgres(pool) => {
+                postgres::begin(pool, postgres::Context::Tenant(scope.tenant_id())).await
+            }
+        }
+    }
+
+    /// A read-only transaction confined to one tenant's rows (on SQLite it does not take
+    /// the writer, so reads never queue behind writes).
+    pub async fn begin_tenant_read(&self, scope: &TenantScope) -> Result<Tx, DbError> {
+        match &*self.inner {
+            Pool::Sqlite(pool) => pool.begin_read().await,
+            Pool::Postgres(pool) => {
+                postgres::begin(pool, postgres::Context::Tenant(scope.tenant_id())).await
+            }
+        }
+    }
+
+    /// A transaction that sees the rows one user may see across tenants (their memberships
+    /// and the tenants they belong to), used for "my tenants" and for authorization.
+    pub async fn begin_user(&self, scope: &UserScope, write: bool) -> Result<Tx, DbError> {
+        match &*self.inner {
+            Pool::Sqlite(pool) if write => pool.begin_write().await,
+            Pool::Sqlite(pool) => pool.begin_read().await,
+            Pool::Postgres(pool) => {
+                postgres::begin(pool, postgres::Context::User(scope.user_id())).await
+            }
+        }
+    }
+
+    /// One autocommit read of platform tables (no explicit transaction: a single round trip
+    /// on PostgreSQL). Tenant tables show no rows here; they need [`Db::begin_tenant_read`].
+    pub async fn read_optional<T: FromRow, S: QueryStatementWriter>(
+        &self,
+        statement: &S,
+    ) -> Result<Option<T>, DbError> {
+        let (sql, values) = self.render(statement);
+        match &*self.inner {
+            Pool::Sqlite(pool) => Ok(pool.read(&sql, &values, Some(1)).await?.pop()),
+            Pool::Postgres(pool) => {
+                let mut conn = pool.acquire().await.map_err(postgres::map_error)?;
+                postgres::fetch_optional(&mut conn, sql, values).await
+            }
+        }
+    }
+
+    /// Like [`Db::read_optional`], for many rows.
+    pub async fn read_all<T: FromRow, S: QueryStatementWriter>(
+        &self,
+        statement: &S,
+    ) -> Result<Vec<T>, DbError> {
+        let (sql, values) = self.render(statement);
+        match &*self.inner {
+            Pool::Sqlite(pool) => pool.read(&sql, &values, None).await,
+            Pool::Postgres(pool) => {
+                let mut conn = pool.acquire().await.map_err(postgres::map_error)?;
+                postgres::fetch(&mut conn, sql, values).await
+            }
+        }
+    }
+
+    /// Connection-pool figures for metrics.
+    pub fn pool_stats(&self) -> PoolStats {
+        match &*self.inner {
+            Pool::Sqlite(pool) => pool.stats(),
+            Pool::Postgres(pool) => PoolStats {
+                size: pool.size(),
+                idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            },
+        }
+    }
+
+    /// Runs raw SQL (no parameters, several statements allowed) as the owner.
+    /// For migrations and test set-up only; never with user input.
+    pub async fn execute_script(&self, sql: &str) -> Result<(), DbError> {
+        match &*self.inner {
+            Pool::Sqlite(pool) => pool.execute_script(sql).await,
+            Pool::Postgres(pool) => postgres::execute_script(pool, sql).await,
+        }
+    }
+}
+
+/// A user id asserted by the authentication layer, for [`Db::begin_user`].
+impl UserScope {
+    pub fn for_authenticated(user_id: UserId) -> Self {
+        Self::new(user_id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+}
+
+pub(crate) fn render<S: QueryStatementWriter>(backend: Backend, statement: &S) -> (String, Values) {
+    match backend {
+        Backend::Sqlite => statement.build(SqliteQueryBuilder),
+        Backend::Postgres => statement.build(PostgresQueryBuilder),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secrecy_free::ExposeUrl;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            "postgres://u:secret@host:5432/db".redacted(),
+            "postgres://***@host:5432/db"
+        );
+        assert_eq!("sqlite://./data/x.db".redacted(), "sqlite://./data/x.db");
+    }
+}

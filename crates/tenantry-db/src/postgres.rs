@@ -1,0 +1,145 @@
+//! PostgreSQL through sqlx.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use sea_query::Values;
+use sqlx::{
+    Executor, PgPool,
+    postgres::{PgArguments, PgConnectOptions, PgPoolOptions},
+};
+use tenantry_core::{TenantId, UserId, config::DatabaseConfig};
+
+use crate::{APP_ROLE, DbError, FromRow, Row, bind, error::unique_from_index_name, tx::Tx};
+
+pub(crate) async fn connect(url: &str, config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let options: PgConnectOptions = url.parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(config.max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(config.acquire_timeout_secs.max(1)))
+        .connect_with(options.application_name("tenantry"))
+        .await?;
+    Ok(pool)
+}
+
+pub(crate) async fn ping(pool: &PgPool) -> Result<(), DbError> {
+    pool.execute("SELECT 1")
+        .await
+        .map(|_| ())
+        .map_err(map_error)
+}
+
+/// What a transaction may see.
+pub(crate) enum Context {
+    /// Platform tables only; tenant tables show no rows (no tenant is set).
+    Platform,
+    Tenant(TenantId),
+    User(UserId),
+}
+
+pub(crate) async fn begin(pool: &PgPool, context: Context) -> Result<Tx, DbError> {
+    // One round trip: BEGIN, the role switch and the transaction-local setting travel as a
+    // single simple query. Ids are typed UUIDs, so formatting them into SQL is injection-free.
+    let statement = match context {
+        Context::Platform => return pool.begin().await.map(Tx::pg).map_err(map_error),
+        Context::Tenant(id) => format!(
+            "BEGIN; SET LOCAL ROLE {APP_ROLE}; SELECT set_config('app.tenant_id', '{}', true)",
+            id.as_uuid()
+        ),
+        Context::User(id) => format!(
+            "BEGIN; SET LOCAL ROLE {APP_ROLE}; SELECT set_config('app.user_id', '{}', true)",
+            id.as_uuid()
+        ),
+    };
+    pool.begin_with(sqlx::AssertSqlSafe(statement))
+        .await
+        .map(Tx::pg)
+        .map_err(map_error)
+}
+
+pub(crate) async fn execute_script(pool: &PgPool, sql: &str) -> Result<(), DbError> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(map_error)
+}
+
+pub(crate) fn arguments(values: Values) -> Result<PgArguments, DbError> {
+    let mut args = PgArguments::default();
+    for value in values.0 {
+        bind::add_pg(&mut args, value)?;
+    }
+    Ok(args)
+}
+
+pub(crate) async fn fetch<T: FromRow>(
+    conn: &mut sqlx::PgConnection,
+    sql: String,
+    values: Values,
+) -> Result<Vec<T>, DbError> {
+    let rows = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments(values)?)
+        .fetch_all(conn)
+        .await
+        .map_err(map_error)?;
+    rows.iter().map(|r| T::from_row(&mut Row::pg(r))).collect()
+}
+
+pub(crate) async fn fetch_optional<T: FromRow>(
+    conn: &mut sqlx::PgConnection,
+    sql: String,
+    values: Values,
+) -> Result<Option<T>, DbError> {
+    let row = sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments(values)?)
+        .fetch_optional(conn)
+        .await
+        .map_err(map_error)?;
+    row.as_ref()
+        .map(|r| T::from_row(&mut Row::pg(r)))
+        .transpose()
+}
+
+pub(crate) async fn execute(
+    conn: &mut sqlx::PgConnection,
+    sql: String,
+    values: Values,
+) -> Result<u64, DbError> {
+    sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments(values)?)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(map_error)
+}
+
+pub(crate) fn map_error(error: sqlx::Error) -> DbError {
+    match &error {
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("23505") => {
+                if let Some((table, column)) = db.constraint().and_then(unique_from_index_name) {
+                    return DbError::UniqueViolation { table, column };
+                }
+                if let Some(constraint) = db.constraint() {
+                    return DbError::UniqueViolation {
+                        table: db.table().unwrap_or_default().to_owned(),
+                        column: constraint.to_owned(),
+                    };
+                }
+            }
+            Some("23503") => return DbError::ForeignKeyViolation,
+            // admin_shutdown, cannot_connect_now, too_many_connections
+            Some("57P01" | "57P03" | "53300") => {
+                return DbError::Unavailable(db.message().to_owned());
+            }
+            _ => {}
+        },
+        sqlx::Error::PoolTimedOut => {
+            return DbError::Unavailable("timed out waiting for a connection".into());
+        }
+        sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            return DbError::Unavailable(error.to_string());
+        }
+        sqlx::Error::RowNotFound => return DbError::RowNotFound,
+        _ => {}
+    }
+    DbError::Other(anyhow!(error).context("PostgreSQL statement failed"))
+}

@@ -1,0 +1,162 @@
+//! A transaction on either backend. Dropping an uncommitted transaction rolls it back.
+
+use sea_query::QueryStatementWriter;
+
+use crate::{
+    Backend, DbError, FromRow, postgres, render,
+    sqlite::{self, SqliteConn},
+};
+
+pub struct Tx {
+    inner: Inner,
+}
+
+enum Inner {
+    Sqlite {
+        conn: SqliteConn,
+        open: bool,
+    },
+    Pg(sqlx::Transaction<'static, sqlx::Postgres>),
+    /// After a PostgreSQL commit moved the transaction out (only `Drop` sees this).
+    Closed,
+}
+
+fn closed() -> DbError {
+    DbError::Other(anyhow::anyhow!("transaction already finished"))
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("backend", &self.backend())
+            .finish()
+    }
+}
+
+impl Tx {
+    pub(crate) fn sqlite(conn: SqliteConn) -> Self {
+        Self {
+            inner: Inner::Sqlite { conn, open: true },
+        }
+    }
+
+    pub(crate) fn pg(tx: sqlx::Transaction<'static, sqlx::Postgres>) -> Self {
+        Self {
+            inner: Inner::Pg(tx),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            Inner::Sqlite { .. } => Backend::Sqlite,
+            Inner::Pg(_) | Inner::Closed => Backend::Postgres,
+        }
+    }
+
+    pub async fn fetch_all<T: FromRow, S: QueryStatementWriter>(
+        &mut self,
+        statement: &S,
+    ) -> Result<Vec<T>, DbError> {
+        let (sql, values) = render(self.backend(), statement);
+        match &mut self.inner {
+            Inner::Sqlite { conn, .. } => sqlite::fetch(conn, &sql, &values, None),
+            Inner::Pg(tx) => postgres::fetch(tx, sql, values).await,
+            Inner::Closed => Err(closed()),
+        }
+    }
+
+    pub async fn fetch_optional<T: FromRow, S: QueryStatementWriter>(
+        &mut self,
+        statement: &S,
+    ) -> Result<Option<T>, DbError> {
+        let (sql, values) = render(self.backend(), statement);
+        match &mut self.inner {
+            Inner::Sqlite { conn, .. } => Ok(sqlite::fetch(conn, &sql, &values, Some(1))?.pop()),
+            Inner::Pg(tx) => postgres::fetch_optional(tx, sql, values).await,
+            Inner::Closed => Err(closed()),
+        }
+    }
+
+    /// Exactly one row, else [`DbError::RowNotFound`].
+    pub async fn fetch_one<T: FromRow, S: QueryStatementWriter>(
+        &mut self,
+        statement: &S,
+    ) -> Result<T, DbError> {
+        self.fetch_optional(statement)
+            .await?
+            .ok_or(DbError::RowNotFound)
+    }
+
+    /// Runs an insert, update or delete; returns the number of rows affected.
+    pub async fn execute<S: QueryStatementWriter>(
+        &mut self,
+        statement: &S,
+    ) -> Result<u64, DbError> {
+        let (sql, values) = render(self.backend(), statement);
+        match &mut self.inner {
+            Inner::Sqlite { conn, .. } => sqlite::execute(conn, &sql, &values),
+            Inner::Pg(tx) => postgres::execute(tx, sql, values).await,
+            Inner::Closed => Err(closed()),
+        }
+    }
+
+    /// Runs parameterless SQL (one or more statements). For migrations; never user input.
+    pub async fn execute_script(&mut self, sql: &str) -> Result<(), DbError> {
+        match &mut self.inner {
+            Inner::Sqlite { conn, .. } => conn.execute_batch(sql).map_err(sqlite::map_error),
+            Inner::Pg(tx) => {
+                use sqlx::Executor;
+                tx.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())))
+                    .await
+                    .map(|_| ())
+                    .map_err(postgres::map_error)
+            }
+            Inner::Closed => Err(closed()),
+        }
+    }
+
+    /// Confines the rest of this transaction to `scope`'s tenant (PostgreSQL: switches to the
+    /// application role and sets `app.tenant_id`). Used when one transaction both writes
+    /// platform rows and creates a tenant, e.g. sign-up with a first tenant.
+    pub async fn enter_tenant(&mut self, scope: &crate::TenantScope) -> Result<(), DbError> {
+        match &mut self.inner {
+            Inner::Sqlite { .. } => Ok(()),
+            Inner::Pg(_) => {
+                let sql = format!(
+                    "SET LOCAL ROLE {}; SELECT set_config('app.tenant_id', '{}', true)",
+                    crate::APP_ROLE,
+                    scope.tenant_id().as_uuid()
+                );
+                self.execute_script(&sql).await
+            }
+            Inner::Closed => Err(closed()),
+        }
+    }
+
+    pub async fn commit(mut self) -> Result<(), DbError> {
+        match &mut self.inner {
+            Inner::Sqlite { conn, open } => {
+                conn.execute_batch("COMMIT").map_err(sqlite::map_error)?;
+                *open = false;
+                Ok(())
+            }
+            Inner::Closed => Err(closed()),
+            Inner::Pg(_) => {
+                let Inner::Pg(tx) = std::mem::replace(&mut self.inner, Inner::Closed) else {
+                    return Ok(());
+                };
+                tx.commit().await.map_err(postgres::map_error)
+            }
+        }
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if let Inner::Sqlite { conn, open: true } = &mut self.inner {
+            // A failed ROLLBACK leaves nothing to undo: SQLite has already ended the transaction.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        // sqlx rolls back a dropped PostgreSQL transaction itself.
+    }
+}

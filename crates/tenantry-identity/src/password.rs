@@ -1,0 +1,113 @@
+//! Argon2id password hashing, off the async runtime and bounded in concurrency so a burst
+//! of logins queues here instead of starving every other request of CPU.
+
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use tokio::sync::Semaphore;
+
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// A real hash of a random password: verifying against it when an e-mail is unknown makes
+    /// "no such user" take as long as "wrong password".
+    decoy: Arc<str>,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("m_cost", &self.params.m_cost())
+            .field("t_cost", &self.params.t_cost())
+            .finish()
+    }
+}
+
+fn argon2(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+impl PasswordHasher {
+    /// `memory_kib` and `iterations` are floored at OWASP's argon2id minimum (19 MiB, t=2).
+    pub fn new(memory_kib: u32, iterations: u32, max_concurrent: usize) -> anyhow::Result<Self> {
+        let params = Params::new(memory_kib.max(19 * 1024), iterations.max(2), 1, None)
+            .map_err(|e| anyhow!("invalid argon2 parameters: {e}"))?;
+        let decoy = argon2(&params)
+            .hash_password(uuid::Uuid::now_v7().as_bytes())
+            .map_err(|e| anyhow!("hashing the decoy password: {e}"))?
+            .to_string();
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            decoy: decoy.into(),
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .context("password hasher closed")?;
+        let hasher = argon2(&self.params);
+        tokio::task::spawn_blocking(move || work(hasher))
+            .await
+            .context("password hashing task failed")
+    }
+
+    /// A PHC string (`$argon2id$v=19$m=…`) for storage.
+    pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
+        let password = password.as_bytes().to_vec();
+        self.run(move |argon| argon.hash_password(&password).map(|h| h.to_string()))
+            .await?
+            .map_err(|e| anyhow!("hashing password: {e}"))
+    }
+
+    /// True when `password` matches `stored`; with no stored hash, spends the same time and
+    /// answers false.
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> anyhow::Result<bool> {
+        let password = password.as_bytes().to_vec();
+        let (hash, real) = match stored {
+            Some(h) => (h.to_owned(), true),
+            None => (self.decoy.to_string(), false),
+        };
+        let matched = self
+            .run(move |argon| argon.verify_password(&password, hash.as_str()).is_ok())
+            .await?;
+        Ok(matched && real)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_and_use_owasp_parameters() {
+        let hasher = PasswordHasher::new(1, 1, 2).unwrap();
+        let hash = hasher.hash("correct horse battery").await.unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(
+            hasher
+                .verify("correct horse battery", Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify("wrong horse battery", Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(!hasher.verify("correct horse battery", None).await.unwrap());
+        assert!(!hasher.verify("x", Some("not a phc string")).await.unwrap());
+    }
+}

@@ -1,0 +1,393 @@
+//! The identity service: accounts, credentials and authentication of requests.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use rand::Rng;
+use sea_query::{Expr, ExprTrait, Query};
+use tenantry_core::{Email, Password, PersonName, SessionId, UserId, config::Config};
+use tenantry_db::{Db, FromRow, Tx};
+
+use crate::{
+    IdentityError, KeyRing, PasswordHasher, User, UserStatus,
+    tokens::{self, TokenSettings},
+};
+
+/// Who is calling, as the request layer knows it.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// A validated sign-up.
+#[derive(Debug)]
+pub struct NewUser {
+    pub email: Email,
+    pub password: Password,
+    pub first_name: PersonName,
+    pub last_name: PersonName,
+}
+
+/// Tokens handed out at login, guest sign-in and refresh.
+#[derive(Debug)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: i64,
+    pub session_id: SessionId,
+}
+
+/// A request whose access token verified against a live session.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    pub session_id: SessionId,
+}
+
+/// A change to the caller's own profile.
+#[derive(Debug, Default)]
+pub struct ProfileChange {
+    pub first_name: Option<PersonName>,
+    pub last_name: Option<PersonName>,
+    pub preferences: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub(crate) db: Db,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) tokens: TokenSettings,
+    pub(crate) refresh_ttl_secs: i64,
+    pub(crate) guest_ttl_secs: i64,
+}
+
+fn secs(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX / 2)
+}
+
+impl Identity {
+    /// Loads (or on first start generates) the signing keys.
+    pub async fn new(db: Db, config: &Config) -> anyhow::Result<Self> {
+        let keys = KeyRing::load_or_create(&db).await?;
+        let auth = &config.auth;
+        Ok(Self {
+            db,
+            keys: Arc::new(keys),
+            hasher: PasswordHasher::new(
+                auth.argon2_memory_kib,
+                auth.argon2_iterations,
+                auth.max_concurrent_hashes,
+            )?,
+            tokens: TokenSettings {
+                issuer: config.effective_issuer(),
+                audience: auth.audience.clone(),
+                access_ttl_secs: secs(auth.access_token_ttl_secs),
+            },
+            refresh_ttl_secs: secs(auth.refresh_token_ttl_secs),
+            guest_ttl_secs: secs(auth.guest_ttl_secs),
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn jwks(&self) -> &serde_json::Value {
+        self.keys.jwks()
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Hashes a new password (do this before opening the transaction that stores it).
+    pub async fn hash_password(&self, password: &Password) -> Result<String, IdentityError> {
+        Ok(self.hasher.hash(password.expose()).await?)
+    }
+
+    /// Inserts an account inside the caller's transaction.
+    pub async fn insert_user(
+        tx: &mut Tx,
+        new: &NewUser,
+        password_hash: String,
+        platform_admin: bool,
+    ) -> Result<User, IdentityError> {
+        let now = tenantry_core::now();
+        let id = UserId::new();
+        tx.execute(
+            Query::insert()
+                .into_table("users")
+                .columns([
+                    "id",
+                    "email",
+                    "password_hash",
+                    "first_name",
+                    "last_name",
+                    "is_platform_admin",
+                    "preferences",
+                    "created_at",
+                    "updated_at",
+                ])
+                .values_panic([
+                    id.into(),
+                    new.email.as_str().into(),
+                    password_hash.into(),
+                    new.first_name.as_str().into(),
+                    new.last_name.as_str().into(),
+                    platform_admin.into(),
+                    serde_json::json!({}).into(),
+                    now.into(),
+                    now.into(),
+                ]),
+        )
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation_on("email") {
+                IdentityError::EmailTaken
+            } else {
+                e.into()
+            }
+        })?;
+        Self::user_in(tx, id).await
+    }
+
+    pub(crate) async fn user_in(tx: &mut Tx, id: UserId) -> Result<User, IdentityError> {
+        tx.fetch_optional(
+            Query::select()
+                .columns(User::COLUMNS)
+                .from("users")
+                .and_where(Expr::col("id").eq(id)),
+        )
+        .await?
+        .ok_or(IdentityError::UserNotFound)
+    }
+
+    /// Creates an account (without a tenant).
+    pub async fn register(&self, new: NewUser) -> Result<User, IdentityError> {
+        let hash = self.hash_password(&new.password).await?;
+        let mut tx = self.db.begin_write().await?;
+        let user = Self::insert_user(&mut tx, &new, hash, false).await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %user.id, "user registered");
+        Ok(user)
+    }
+
+    /// Verifies e-mail and password and opens a session. Unknown e-mail, wrong password and
+    /// disabled accounts all answer `InvalidCredentials` after the same amount of work.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<(User, TokenPair), IdentityError> {
+        let email = Email::parse(email).ok();
+        let found: Option<(User, Option<String>)> = match &email {
+            Some(email) => self
+                .db
+                .read_optional::<UserWithHash, _>(
+                    Query::select()
+                        .columns(User::COLUMNS)
+                        .column("password_hash")
+                        .from("users")
+                        .and_where(Expr::col("email").eq(email.as_str())),
+                )
+                .await?
+                .map(|u| (u.user, u.password_hash)),
+            None => None,
+        };
+        let stored_hash = found.as_ref().and_then(|(_, h)| h.as_deref());
+        let matches = self.hasher.verify(password, stored_hash).await?;
+        match found {
+            Some((user, _)) if matches && user.status == UserStatus::Active => {
+                let tokens = self
+                    .open_session(user.id, client, self.refresh_ttl_secs)
+                    .await?;
+                tracing::info!(user_id = %user.id, session_id = %tokens.session_id, "login");
+                Ok((user, tokens))
+            }
+            _ => {
+                tracing::warn!(event = "login_failed", "login failed");
+                Err(IdentityError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// A short-lived anonymous account with its own session.
+    pub async fn guest(&self, client: &ClientInfo) -> Result<(User, TokenPair), IdentityError> {
+        let now = tenantry_core::now();
+        let id = UserId::new();
+        let display_name = format!("guest-{:04}", rand::rng().random_range(0..10_000));
+        let mut tx = self.db.begin_write().await?;
+        tx.execute(
+            Query::insert()
+                .into_table("users")
+                .columns([
+                    "id",
+                    "display_name",
+                    "is_guest",
+                    "preferences",
+                    "created_at",
+                    "updated_at",
+                ])
+                .values_panic([
+                    id.into(),
+                    display_name.into(),
+                    true.into(),
+                    serde_json::json!({}).into(),
+                    now.into(),
+                    now.into(),
+                ]),
+        )
+        .await?;
+        let user = Self::user_in(&mut tx, id).await?;
+        tx.commit().await?;
+        let tokens = self.open_session(id, client, self.guest_ttl_secs).await?;
+        Ok((user, tokens))
+    }
+
+    /// Checks a bearer access token and that its session is live; returns the caller.
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated, IdentityError> {
+        let claims = tokens::verify_access(&self.keys, &self.tokens, token)
+            .ok_or(IdentityError::InvalidToken)?;
+        let user: User = self
+            .db
+            .read_optional(
+                Query::select()
+                    .columns(User::qualified_columns())
+                    .from("sessions")
+                    .inner_join(
+                        "users",
+                        Expr::col(("users", "id")).equals(("sessions", "user_id")),
+                    )
+                    .and_where(Expr::col(("sessions", "id")).eq(claims.session_id))
+                    .and_where(Expr::col(("sessions", "user_id")).eq(claims.user_id))
+                    .and_where(Expr::col(("sessions", "revoked_at")).is_null())
+                    .and_where(Expr::col(("sessions", "expires_at")).gt(tenantry_core::now())),
+            )
+            .await?
+            .ok_or(IdentityError::InvalidToken)?;
+        if user.status != UserStatus::Active {
+            return Err(IdentityError::InvalidToken);
+        }
+        Ok(Authenticated {
+            user,
+            session_id: claims.session_id,
+        })
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<User, IdentityError> {
+        self.db
+            .read_optional(
+                Query::select()
+                    .columns(User::COLUMNS)
+                    .from("users")
+                    .and_where(Expr::col("id").eq(id)),
+            )
+            .await?
+            .ok_or(IdentityError::UserNotFound)
+    }
+
+    /// Finds an active, non-guest account by e-mail.
+    pub async fn user_by_email(&self, email: &Email) -> Result<Option<User>, IdentityError> {
+        Ok(self
+            .db
+            .read_optional(
+                Query::select()
+                    .columns(User::COLUMNS)
+                    .from("users")
+                    .and_where(Expr::col("email").eq(email.as_str())),
+            )
+            .await?)
+    }
+
+    pub async fn update_profile(
+        &self,
+        id: UserId,
+        change: ProfileChange,
+    ) -> Result<User, IdentityError> {
+        let mut update = Query::update();
+        update
+            .table("users")
+            .value("updated_at", tenantry_core::now())
+            .and_where(Expr::col("id").eq(id));
+        if let Some(first) = change.first_name {
+            update.value("first_name", first.into_inner());
+        }
+        if let Some(last) = change.last_name {
+            update.value("last_name", last.into_inner());
+        }
+        if let Some(preferences) = change.preferences {
+            update.value("preferences", preferences);
+        }
+        let mut tx = self.db.begin_write().await?;
+        tx.execute(&update).await?;
+        let user = Self::user_in(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Creates a platform administrator, or promotes the existing account with that e-mail
+    /// (its password is left unchanged). Returns the user and whether it was created.
+    pub async fn create_superuser(
+        &self,
+        email: Email,
+        password: Password,
+    ) -> Result<(User, bool), IdentityError> {
+        if let Some(existing) = self.user_by_email(&email).await? {
+            let mut tx = self.db.begin_write().await?;
+            tx.execute(
+                Query::update()
+                    .table("users")
+                    .value("is_platform_admin", true)
+                    .value("updated_at", tenantry_core::now())
+                    .and_where(Expr::col("id").eq(existing.id)),
+            )
+            .await?;
+            let user = Self::user_in(&mut tx, existing.id).await?;
+            tx.commit().await?;
+            return Ok((user, false));
+        }
+        let hash = self.hash_password(&password).await?;
+        let new = NewUser {
+            email,
+            password,
+            first_name: PersonName::parse("Platform").context("static name")?,
+            last_name: PersonName::parse("Administrator").context("static name")?,
+        };
+        let mut tx = self.db.begin_write().await?;
+        let user = Self::insert_user(&mut tx, &new, hash, true).await?;
+        tx.commit().await?;
+        Ok((user, true))
+    }
+
+    /// Whether any platform administrator exists (for the bootstrap at start).
+    pub async fn has_platform_admin(&self) -> Result<bool, IdentityError> {
+        let found: Option<uuid::Uuid> = self
+            .db
+            .read_optional(
+                Query::select()
+                    .column("id")
+                    .from("users")
+                    .and_where(Expr::col("is_platform_admin").eq(true))
+                    .limit(1),
+            )
+            .await?;
+        Ok(found.is_some())
+    }
+}
+
+struct UserWithHash {
+    user: User,
+    password_hash: Option<String>,
+}
+
+impl FromRow for UserWithHash {
+    fn from_row(row: &mut tenantry_db::Row<'_>) -> Result<Self, tenantry_db::DbError> {
+        Ok(Self {
+            user: User::from_row(row)?,
+            password_hash: row.opt_string()?,
+        })
+    }
+}

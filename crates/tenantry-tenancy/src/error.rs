@@ -1,0 +1,73 @@
+use tenantry_core::{Permission, Problem};
+use tenantry_db::DbError;
+use tenantry_identity::IdentityError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    /// Unknown, deleted, or belonging to a tenant the caller cannot see.
+    #[error("not found")]
+    NotFound,
+    #[error("requires permission {0}")]
+    Forbidden(Permission),
+    /// Granting or changing a role beyond the caller's own permissions.
+    #[error("cannot assign or change a role with more permissions than your own")]
+    RoleTooPowerful,
+    #[error("tenant is suspended")]
+    Suspended,
+    #[error("a tenant needs at least one owner")]
+    LastOwner,
+    #[error("already a member")]
+    AlreadyMember,
+    #[error("unknown role {0:?}")]
+    UnknownRole(String),
+    #[error("no account with this e-mail address")]
+    UnknownUser,
+    #[error("slug is taken")]
+    SlugTaken,
+    #[error("a project with this name exists")]
+    ProjectNameTaken,
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<TenancyError> for Problem {
+    fn from(error: TenancyError) -> Self {
+        match error {
+            TenancyError::NotFound => Problem::not_found(),
+            TenancyError::Forbidden(permission) => {
+                Problem::forbidden().with_detail(format!("requires permission {permission}"))
+            }
+            TenancyError::RoleTooPowerful => Problem::forbidden().with_detail(
+                "you cannot assign, change or remove a role with permissions you do not hold",
+            ),
+            TenancyError::Suspended => {
+                Problem::tenant_suspended().with_detail("this tenant is suspended")
+            }
+            TenancyError::LastOwner => {
+                Problem::last_owner().with_detail("promote another member to owner first")
+            }
+            TenancyError::AlreadyMember => {
+                Problem::already_exists().with_detail("the user is already a member of this tenant")
+            }
+            TenancyError::UnknownRole(role) => Problem::validation_failed()
+                .with_detail(format!("unknown role {role:?}"))
+                .with_field("role", "is not a role of this tenant"),
+            TenancyError::UnknownUser => Problem::validation_failed()
+                .with_detail("no account with this e-mail address or id")
+                .with_field("email", "has no account; invite them instead"),
+            TenancyError::SlugTaken => Problem::already_exists()
+                .with_detail("slug is already taken")
+                .with_field("slug", "is already taken"),
+            TenancyError::ProjectNameTaken => Problem::already_exists()
+                .with_detail("a project with this name already exists")
+                .with_field("name", "is already taken"),
+            TenancyError::Identity(e) => e.into(),
+            TenancyError::Db(e) => e.into(),
+            TenancyError::Internal(e) => Problem::internal_error(&e),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Tenancy records and their API representations.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tenantry_core::{
+    Permission, ProjectId, SystemRole, TenantId, UserId, permission::PermissionSet,
+};
+use tenantry_db::{DbError, FromRow, Row};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+    Deleted,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, DbError> {
+        match s {
+            "active" => Ok(Self::Active),
+            "suspended" => Ok(Self::Suspended),
+            "deleted" => Ok(Self::Deleted),
+            other => Err(DbError::Other(anyhow::anyhow!(
+                "unknown tenant status {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A tenant (organisation).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub slug: String,
+    pub status: TenantStatus,
+    /// Tenant-wide settings (JSON object).
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Tenant {
+    pub const COLUMNS: [&'static str; 7] = [
+        "id",
+        "name",
+        "slug",
+        "status",
+        "settings",
+        "created_at",
+        "updated_at",
+    ];
+
+    pub(crate) fn qualified() -> impl Iterator<Item = (&'static str, &'static str)> {
+        Self::COLUMNS.into_iter().map(|c| ("tenants", c))
+    }
+}
+
+impl FromRow for Tenant {
+    fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
+        Ok(Self {
+            id: row.id()?,
+            name: row.string()?,
+            slug: row.string()?,
+            status: TenantStatus::parse(&row.string()?)?,
+            settings: row.json()?,
+            created_at: row.time()?,
+            updated_at: row.time()?,
+        })
+    }
+}
+
+/// A tenant together with the caller's role in it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TenantMembership {
+    pub tenant: Tenant,
+    pub role: String,
+}
+
+impl FromRow for TenantMembership {
+    fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
+        Ok(Self {
+            tenant: Tenant::from_row(row)?,
+            role: row.string()?,
+        })
+    }
+}
+
+/// A member of a tenant with their profile.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Member {
+    pub user_id: UserId,
+    pub email: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+impl Member {
+    pub(crate) const COLUMNS: [(&'static str, &'static str); 6] = [
+        ("memberships", "user_id"),
+        ("users", "email"),
+        ("users", "first_name"),
+        ("users", "last_name"),
+        ("memberships", "role"),
+        ("memberships", "created_at"),
+    ];
+}
+
+impl FromRow for Member {
+    fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
+        Ok(Self {
+            user_id: row.id()?,
+            email: row.opt_string()?,
+            first_name: row.string()?,
+            last_name: row.string()?,
+            role: row.string()?,
+            joined_at: row.time()?,
+        })
+    }
+}
+
+/// A role a member can hold, with what it grants.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RoleView {
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<String>,
+    /// System roles are built in and cannot be changed.
+    pub system: bool,
+}
+
+impl From<SystemRole> for RoleView {
+    fn from(role: SystemRole) -> Self {
+        Self {
+            name: role.as_str().to_owned(),
+            description: role.description().to_owned(),
+            permissions: role
+                .permissions()
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
+            system: true,
+        }
+    }
+}
+
+/// An entry of the permission catalog.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PermissionView {
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+impl From<Permission> for PermissionView {
+    fn from(p: Permission) -> Self {
+        Self {
+            name: p.as_str(),
+            description: p.description(),
+        }
+    }
+}
+
+/// A role name resolved to what it grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedRole {
+    pub role: SystemRole,
+    pub permissions: PermissionSet,
+}
+
+impl ResolvedRole {
+    pub fn parse(name: &str) -> Option<Self> {
+        SystemRole::parse(name).map(|role| Self {
+            role,
+            permissions: role.permissions(),
+        })
+    }
+}
+
+/// A project: a sub-scope of a tenant (a retailer's store, a team's project).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Project {
+    pub id: ProjectId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub description: Option<String>,
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Project {
+    pub const COLUMNS: [&'static str; 7] = [
+        "id",
+        "tenant_id",
+        "name",
+        "description",
+        "settings",
+        "created_at",
+        "updated_at",
+    ];
+}
+
+impl FromRow for Project {
+    fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
+        Ok(Self {
+            id: row.id()?,
+            tenant_id: row.id()?,
+            name: row.string()?,
+            description: row.opt_string()?,
+            settings: row.json()?,
+            created_at: row.time()?,
+            updated_at: row.time()?,
+        })
+    }
+}

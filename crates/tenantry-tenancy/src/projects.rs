@@ -1,0 +1,198 @@
+//! Projects: sub-scopes of a tenant.
+
+use sea_query::{Expr, ExprTrait, Order, Query};
+use tenantry_core::{
+    Description, JsonObject, Page, PageRequest, Permission, ProjectId, ResourceName,
+};
+use tenantry_db::{Db, DbError, TenantScope, Tx};
+
+use crate::{Project, TenancyError, tenants::require};
+
+#[derive(Debug)]
+pub struct NewProject {
+    pub name: ResourceName,
+    pub description: Option<Description>,
+    pub settings: Option<JsonObject>,
+}
+
+/// Fields to change; `description: Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct ProjectChange {
+    pub name: Option<ResourceName>,
+    pub description: Option<Option<Description>>,
+    pub settings: Option<JsonObject>,
+}
+
+fn name_taken(e: DbError) -> TenancyError {
+    if e.is_unique_violation_on("name") {
+        TenancyError::ProjectNameTaken
+    } else {
+        e.into()
+    }
+}
+
+async fn fetch(
+    tx: &mut Tx,
+    scope: &TenantScope,
+    id: ProjectId,
+) -> Result<Option<Project>, TenancyError> {
+    Ok(tx
+        .fetch_optional(
+            Query::select()
+                .columns(Project::COLUMNS)
+                .from("projects")
+                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+                .and_where(Expr::col("id").eq(id)),
+        )
+        .await?)
+}
+
+pub async fn create_project(
+    db: &Db,
+    scope: &TenantScope,
+    new: NewProject,
+) -> Result<Project, TenancyError> {
+    require(scope, Permission::ProjectsWrite)?;
+    let id = ProjectId::new();
+    let now = tenantry_core::now();
+    let mut tx = db.begin_tenant(scope).await?;
+    tx.execute(
+        Query::insert()
+            .into_table("projects")
+            .columns([
+                "tenant_id",
+                "id",
+                "name",
+                "description",
+                "settings",
+                "created_at",
+                "updated_at",
+            ])
+            .values_panic([
+                scope.tenant_id().into(),
+                id.into(),
+                new.name.as_str().into(),
+                new.description.map(Description::into_inner).into(),
+                new.settings
+                    .map_or_else(|| serde_json::json!({}), JsonObject::into_inner)
+                    .into(),
+                now.into(),
+                now.into(),
+            ]),
+    )
+    .await
+    .map_err(name_taken)?;
+    let project = fetch(&mut tx, scope, id)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
+    tx.commit().await?;
+    Ok(project)
+}
+
+pub async fn get_project(
+    db: &Db,
+    scope: &TenantScope,
+    id: ProjectId,
+) -> Result<Project, TenancyError> {
+    require(scope, Permission::ProjectsRead)?;
+    let mut tx = db.begin_tenant_read(scope).await?;
+    let project = fetch(&mut tx, scope, id).await?;
+    tx.commit().await?;
+    project.ok_or(TenancyError::NotFound)
+}
+
+/// Filters for listing projects.
+#[derive(Debug, Default)]
+pub struct ProjectFilter {
+    /// Case-insensitive substring of the name.
+    pub name: Option<String>,
+}
+
+pub async fn list_projects(
+    db: &Db,
+    scope: &TenantScope,
+    filter: &ProjectFilter,
+    page: &PageRequest,
+) -> Result<Page<Project>, TenancyError> {
+    require(scope, Permission::ProjectsRead)?;
+    let mut q = Query::select();
+    q.columns(Project::COLUMNS)
+        .from("projects")
+        .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+        .order_by("id", Order::Desc)
+        .limit(page.fetch_limit());
+    if let Some(after) = page.after {
+        q.and_where(Expr::col("id").lt(after.0));
+    }
+    if let Some(name) = filter.name.as_deref().filter(|n| !n.is_empty()) {
+        let escaped = name
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        q.and_where(
+            Expr::expr(sea_query::Func::lower(Expr::col("name")))
+                .like(sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+        );
+    }
+    let mut tx = db.begin_tenant_read(scope).await?;
+    let rows: Vec<Project> = tx.fetch_all(&q).await?;
+    tx.commit().await?;
+    Ok(Page::from_rows(rows, page, |p| p.id.as_uuid()))
+}
+
+pub async fn update_project(
+    db: &Db,
+    scope: &TenantScope,
+    id: ProjectId,
+    change: ProjectChange,
+) -> Result<Project, TenancyError> {
+    require(scope, Permission::ProjectsWrite)?;
+    let mut update = Query::update();
+    update
+        .table("projects")
+        .value("updated_at", tenantry_core::now())
+        .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+        .and_where(Expr::col("id").eq(id));
+    if let Some(name) = change.name {
+        update.value("name", name.as_str());
+    }
+    if let Some(description) = change.description {
+        update.value("description", description.map(Description::into_inner));
+    }
+    if let Some(settings) = change.settings {
+        update.value("settings", settings.into_inner());
+    }
+    let mut tx = db.begin_tenant(scope).await?;
+    let changed = tx.execute(&update).await.map_err(name_taken)?;
+    if changed == 0 {
+        return Err(TenancyError::NotFound);
+    }
+    let project = fetch(&mut tx, scope, id)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
+    tx.commit().await?;
+    Ok(project)
+}
+
+pub async fn delete_project(
+    db: &Db,
+    scope: &TenantScope,
+    id: ProjectId,
+) -> Result<(), TenancyError> {
+    require(scope, Permission::ProjectsDelete)?;
+    let mut tx = db.begin_tenant(scope).await?;
+    let deleted = tx
+        .execute(
+            Query::delete()
+                .from_table("projects")
+                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+                .and_where(Expr::col("id").eq(id)),
+        )
+        .await?;
+    tx.commit().await?;
+    if deleted == 0 {
+        return Err(TenancyError::NotFound);
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Tenants: creation (the creator becomes owner), listing, profile and soft deletion.
+
+use sea_query::{Expr, ExprTrait, Order, Query};
+use tenantry_core::{
+    JsonObject, Page, PageRequest, Permission, ResourceName, Slug, SystemRole, TenantId, UserId,
+};
+use tenantry_db::{Db, TenantScope, Tx, UserScope};
+
+use crate::{
+    TenancyError, Tenant, TenantMembership, authz::scope_for_new_tenant, model::TenantStatus,
+};
+
+/// How many numbered variants of a derived slug are tried before giving up.
+const SLUG_ATTEMPTS: u32 = 20;
+
+/// A tenant to create.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub name: ResourceName,
+    /// Chosen by the client; `None` derives one from the name.
+    pub slug: Option<Slug>,
+}
+
+/// A change to a tenant's profile.
+#[derive(Debug, Default)]
+pub struct TenantChange {
+    pub name: Option<ResourceName>,
+    pub settings: Option<JsonObject>,
+}
+
+/// Inserts a tenant and its owner membership inside `tx`, which is left confined to the new
+/// tenant. Returns `SlugTaken` on a slug collision (the caller decides whether to retry).
+pub async fn create_tenant_in(
+    tx: &mut Tx,
+    creator: UserId,
+    name: &ResourceName,
+    slug: &Slug,
+) -> Result<Tenant, TenancyError> {
+    let id = TenantId::new();
+    let scope = scope_for_new_tenant(id, creator);
+    tx.enter_tenant(&scope).await?;
+    let now = tenantry_core::now();
+    tx.execute(
+        Query::insert()
+            .into_table("tenants")
+            .columns([
+                "id",
+                "name",
+                "slug",
+                "status",
+                "settings",
+                "created_at",
+                "updated_at",
+            ])
+            .values_panic([
+                id.into(),
+                name.as_str().into(),
+                slug.as_str().into(),
+                TenantStatus::Active.as_str().into(),
+                serde_json::json!({}).into(),
+                now.into(),
+                now.into(),
+            ]),
+    )
+    .await
+    .map_err(|e| {
+        if e.is_unique_violation_on("slug") {
+            TenancyError::SlugTaken
+        } else {
+            e.into()
+        }
+    })?;
+    tx.execute(
+        Query::insert()
+            .into_table("memberships")
+            .columns(["tenant_id", "user_id", "role", "created_at", "updated_at"])
+            .values_panic([
+                id.into(),
+                creator.into(),
+                SystemRole::Owner.as_str().into(),
+                now.into(),
+                now.into(),
+            ]),
+    )
+    .await?;
+    fetch(tx, id).await?.ok_or(TenancyError::NotFound)
+}
+
+/// Creates a tenant owned by `creator`. A derived slug that is taken gets a numeric suffix;
+/// a slug the client chose answers `SlugTaken`.
+pub async fn create_tenant(
+    db: &Db,
+    creator: UserId,
+    new: NewTenant,
+) -> Result<Tenant, TenancyError> {
+    let (base, explicit) = match new.slug {
+        Some(slug) => (slug, true),
+        None => (Slug::from_name(new.name.as_str()), false),
+    };
+    for attempt in 0..SLUG_ATTEMPTS {
+        let slug = if attempt == 0 {
+            base.clone()
+        } else {
+            base.with_suffix(attempt + 1)
+        };
+        let mut tx = db.begin_write().await?;
+        match create_tenant_in(&mut tx, creator, &new.name, &slug).await {
+            Ok(tenant) => {
+                tx.commit().await?;
+                tracing::info!(tenant_id = %tenant.id, "tenant created");
+                return Ok(tenant);
+            }
+            Err(TenancyError::SlugTaken) if !explicit => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(TenancyError::SlugTaken)
+}
+
+pub(crate) async fn fetch(tx: &mut Tx, id: TenantId) -> Result<Option<Tenant>, TenancyError> {
+    Ok(tx
+        .fetch_optional(
+            Query::select()
+                .columns(Tenant::COLUMNS)
+                .from("tenants")
+                .and_where(Expr::col("id").eq(id))
+                .and_where(Expr::col("status").ne(TenantStatus::Deleted.as_str())),
+        )
+        .await?)
+}
+
+/// The tenants `user_id` belongs to, with their role, newest first.
+pub async fn list_my_tenants(
+    db: &Db,
+    user_id: UserId,
+    page: &PageRequest,
+) -> Result<Page<TenantMembership>, TenancyError> {
+    let mut query = Query::select();
+    query
+        .columns(Tenant::qualified())
+        .column(("memberships", "role"))
+        .from("memberships")
+        .inner_join(
+            "tenants",
+            Expr::col(("tenants", "id")).equals(("memberships", "tenant_id")),
+        )
+        .and_where(Expr::col(("memberships", "user_id")).eq(user_id))
+        .and_where(Expr::col(("tenants", "status")).ne(TenantStatus::Deleted.as_str()))
+        .order_by(("tenants", "id"), Order::Desc)
+        .limit(page.fetch_limit());
+    if let Some(after) = page.after {
+        query.and_where(Expr::col(("tenants", "id")).lt(after.0));
+    }
+    let mut tx = db
+        .begin_user(&UserScope::for_authenticated(user_id), false)
+        .await?;
+    let rows: Vec<TenantMembership> = tx.fetch_all(&query).await?;
+    tx.commit().await?;
+    Ok(Page::from_rows(rows, page, |m| m.tenant.id.as_uuid()))
+}
+
+pub async fn get_tenant(db: &Db, scope: &TenantScope) -> Result<Tenant, TenancyError> {
+    require(scope, Permission::TenantRead)?;
+    let mut tx = db.begin_tenant_read(scope).await?;
+    let tenant = fetch(&mut tx, scope.tenant_id()).await?;
+    tx.commit().await?;
+    tenant.ok_or(TenancyError::NotFound)
+}
+
+pub async fn update_tenant(
+    db: &Db,
+    scope: &TenantScope,
+    change: TenantChange,
+) -> Result<Tenant, TenancyError> {
+    require(scope, Permission::TenantUpdate)?;
+    let mut update = Query::update();
+    update
+        .table("tenants")
+        .value("updated_at", tenantry_core::now())
+        .and_where(Expr::col("id").eq(scope.tenant_id()));
+    if let Some(name) = change.name {
+        update.value("name", name.as_str());
+    }
+    if let Some(settings) = change.settings {
+        update.value("settings", settings.into_inner());
+    }
+    let mut tx = db.begin_tenant(scope).await?;
+    tx.execute(&update).await?;
+    let tenant = fetch(&mut tx, scope.tenant_id())
+        .await?
+        .ok_or(TenancyError::NotFound)?;
+    tx.commit().await?;
+    Ok(tenant)
+}
+
+/// Soft delete: the tenant disappears for everyone; its rows stay for the retention window.
+pub async fn delete_tenant(db: &Db, scope: &TenantScope) -> Result<(), TenancyError> {
+    require(scope, Permission::TenantDelete)?;
+    let now = tenantry_core::now();
+    let mut tx = db.begin_tenant(scope).await?;
+    let changed = tx
+        .execute(
+            Query::update()
+                .table("tenants")
+                .value("status", TenantStatus::Deleted.as_str())
+                .value("deleted_at", now)
+                .value("updated_at", now)
+                .and_where(Expr::col("id").eq(scope.tenant_id()))
+                .and_where(Expr::col("status").ne(TenantStatus::Deleted.as_str())),
+        )
+        .await?;
+    tx.commit().await?;
+    if changed == 0 {
+        return Err(TenancyError::NotFound);
+    }
+    tracing::info!(tenant_id = %scope.tenant_id(), "tenant deleted");
+    Ok(())
+}
+
+pub(crate) fn require(scope: &TenantScope, permission: Permission) -> Result<(), TenancyError> {
+    if scope.can(permission) {
+        Ok(())
+    } else {
+        Err(TenancyError::Forbidden(permission))
+    }
+}

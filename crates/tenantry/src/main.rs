@@ -1,0 +1,254 @@
+//! The `tenantry` binary: `serve` (default), `migrate`, `admin`, `openapi`.
+
+mod config;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use tenantry_api::Application;
+use tenantry_core::{
+    Email, Password,
+    config::{Config, LogFormat},
+};
+use tenantry_db::{Db, migrate::Migrator};
+use tenantry_identity::Identity;
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tenantry",
+    version,
+    about = "Multi-tenant SaaS backend in one binary"
+)]
+struct Cli {
+    /// Configuration file (default: ./tenantry.toml when present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Manage the database schema.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Platform administration.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateAction {
+    /// Apply all pending migrations.
+    Up,
+    /// Revert applied migrations newer than a version.
+    Down {
+        #[arg(long)]
+        to: i64,
+    },
+    /// List migrations and whether they are applied.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Create a platform administrator (or promote the account with that e-mail).
+    CreateSuperuser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+    },
+}
+
+fn init_logging(config: &Config, server: bool) {
+    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if server && config.log_format == LogFormat::Json {
+        registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .init();
+    } else {
+        registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Openapi)) {
+        return print_openapi();
+    }
+    let config = match config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = matches!(cli.command, None | Some(Command::Serve));
+    init_logging(&config, server);
+    let result = match cli.command {
+        None | Some(Command::Serve) => serve(config).await,
+        Some(Command::Migrate { action }) => migrate(config, action).await,
+        Some(Command::Admin { action }) => admin(config, action).await,
+        Some(Command::Openapi) => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "fatal");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn print_openapi() -> ExitCode {
+    match tenantry_api::openapi().to_pretty_json() {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let app = Application::build(config).await?;
+    let addr = app.local_addr()?;
+    let state = app.state();
+    tracing::info!(%addr, backend = state.db.backend().name(), "tenantry listening");
+    eprintln!(
+        "Tenantry {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    );
+    eprintln!("  API docs:  http://{addr}/docs");
+    eprintln!("  database:  {}", state.db.backend().name());
+    if !state.identity.has_platform_admin().await.unwrap_or(true) {
+        eprintln!(
+            "  No platform administrator yet. Create one with:\n    \
+             tenantry admin create-superuser --email you@example.com --password '<a strong password>'\n  \
+             (or set TENANTRY_BOOTSTRAP_ADMIN_EMAIL and TENANTRY_BOOTSTRAP_ADMIN_PASSWORD)"
+        );
+    }
+    app.run_until_stopped(shutdown_signal()).await?;
+    tracing::info!("tenantry stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+
+async fn connect(config: &Config) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(&config.data_dir).ok();
+    Db::connect(
+        config.effective_database_url().expose_secret(),
+        &config.database,
+    )
+    .await
+}
+
+async fn migrate(config: Config, action: MigrateAction) -> anyhow::Result<()> {
+    let db = connect(&config).await?;
+    let migrator = Migrator::new(tenantry_api::migrations())?;
+    match action {
+        MigrateAction::Up => {
+            let applied = migrator.up(&db).await?;
+            eprintln!("applied {} migration(s): {applied:?}", applied.len());
+        }
+        MigrateAction::Down { to } => {
+            let reverted = migrator.down_to(&db, to).await?;
+            eprintln!("reverted {} migration(s): {reverted:?}", reverted.len());
+        }
+        MigrateAction::Status => {
+            for status in migrator.status(&db).await? {
+                let applied = status.applied_at.map_or_else(
+                    || "pending".to_owned(),
+                    |at| format!("applied {}", at.to_rfc3339()),
+                );
+                eprintln!("{:>12}  {:<50} {applied}", status.version, status.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn admin(config: Config, action: AdminAction) -> anyhow::Result<()> {
+    match action {
+        AdminAction::CreateSuperuser { email, password } => {
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("--email {e}"))?;
+            let password =
+                Password::parse(&password).map_err(|e| anyhow::anyhow!("--password {e}"))?;
+            let db = connect(&config).await?;
+            Migrator::new(tenantry_api::migrations())?.up(&db).await?;
+            let identity = Identity::new(db, &config).await?;
+            let (user, created) = identity
+                .create_superuser(email, password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if created {
+                eprintln!(
+                    "created platform administrator {} ({})",
+                    user.email.unwrap_or_default(),
+                    user.id
+                );
+            } else {
+                eprintln!(
+                    "promoted existing account {} ({}) to platform administrator; its password is unchanged",
+                    user.email.unwrap_or_default(),
+                    user.id
+                );
+            }
+            Ok(())
+        }
+    }
+}
