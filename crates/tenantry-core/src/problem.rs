@@ -22,12 +22,43 @@ pub struct FieldError {
     pub message: Cow<'static, str>,
 }
 
-/// An error answered as `application/problem+json`.
+/// An error answered as `application/problem+json`. Boxed, so `Result<T, Problem>` stays
+/// one pointer wide on the success path.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Problem(Box<ProblemBody>);
+
+impl std::ops::Deref for Problem {
+    type Target = ProblemBody;
+    fn deref(&self) -> &ProblemBody {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Problem {
+    fn deref_mut(&mut self) -> &mut ProblemBody {
+        &mut self.0
+    }
+}
+
+impl utoipa::PartialSchema for Problem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <ProblemBody as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl ToSchema for Problem {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Problem")
+    }
+}
+
+/// The fields of a [`Problem`].
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({"type": "urn:tenantry:problem:validation_failed", "title": "Validation failed",
     "status": 422, "detail": "The request has invalid fields.", "code": "validation_failed",
     "errors": [{"field": "email", "message": "must be a valid e-mail address"}]}))]
-pub struct Problem {
+pub struct ProblemBody {
     /// `urn:tenantry:problem:<code>`.
     #[serde(rename = "type")]
     #[schema(value_type = String)]
@@ -91,7 +122,7 @@ constructors! {
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
-        Self {
+        Self(Box::new(ProblemBody {
             kind: Cow::Owned(format!("urn:tenantry:problem:{code}")),
             title,
             status,
@@ -99,7 +130,7 @@ impl Problem {
             code,
             errors: Vec::new(),
             retry_after: None,
-        }
+        }))
     }
 
     pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {

@@ -56,6 +56,7 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
 struct DefaultsShim {}
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature
 mod tests {
     use super::*;
 

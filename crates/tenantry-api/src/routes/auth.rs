@@ -67,10 +67,10 @@ pub async fn register(
         Some(name) => v.field("tenant_name", ResourceName::parse(name)),
         None => None,
     };
-    if let (Some(e), Some(p)) = (&email, &password) {
-        if p.expose().to_lowercase() == e.as_str() {
-            v.error("password", "must not be your e-mail address");
-        }
+    if let (Some(e), Some(p)) = (&email, &password)
+        && p.expose().to_lowercase() == e.as_str()
+    {
+        v.error("password", "must not be your e-mail address");
     }
     v.finish()?;
     let (Some(email), Some(password), Some(first_name), Some(last_name)) =

@@ -1,0 +1,291 @@
+//! `spawn_app()`: the real server on a port-0 listener with its own database and data
+//! directory, and a small typed client.
+
+use std::net::SocketAddr;
+
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tenantry_api::Application;
+use tenantry_core::config::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    /// Owner connection URL of this test's PostgreSQL database.
+    pub database_url: Option<String>,
+    _data_dir: tempfile::TempDir,
+}
+
+/// A response with its body parsed as JSON (or `Value::Null` when empty / not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    /// The stable problem `code`, if this is a problem response.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn assert(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> &Self {
+        self.assert(status);
+        assert_eq!(
+            self.headers["content-type"], "application/problem+json",
+            "not a problem response: {}",
+            self.body
+        );
+        assert_eq!(self.code(), code, "body: {}", self.body);
+        self
+    }
+}
+
+/// Starts Tenantry on `backend`; `None` when that backend is unavailable (and not strict).
+pub async fn spawn_app(backend: Backend, test: &str) -> Option<TestApp> {
+    spawn_app_with(backend, test, |_| {}).await
+}
+
+pub async fn spawn_app_with(
+    backend: Backend,
+    test: &str,
+    configure: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let database_url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(tenantry_testkit::fresh_postgres_database(test).await?),
+    };
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: data_dir.path().to_path_buf(),
+        database_url: database_url.clone().map(SecretString::from),
+        ..Config::default()
+    };
+    config.database.max_connections = 8;
+    configure(&mut config);
+    let app = Application::build(config)
+        .await
+        .expect("application builds");
+    let addr = app.local_addr().expect("local addr");
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    Some(TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        database_url,
+        _data_dir: data_dir,
+    })
+}
+
+/// A registered, logged-in user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+    pub refresh: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request(Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request(Method::DELETE, path, token, None).await
+    }
+
+    pub async fn register(&self, email: &str) -> TestUser {
+        self.post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": email, "password": PASSWORD, "first_name": "Test", "last_name": "User"}),
+        )
+        .await
+        .assert(201);
+        self.login(email).await
+    }
+
+    pub async fn login(&self, email: &str) -> TestUser {
+        let resp = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        resp.assert(200);
+        TestUser {
+            id: resp.body["user"]["id"].as_str().expect("id").to_owned(),
+            email: email.to_owned(),
+            token: resp.body["access_token"]
+                .as_str()
+                .expect("token")
+                .to_owned(),
+            refresh: resp.body["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+        }
+    }
+
+    /// Creates a tenant owned by `owner`; returns its id.
+    pub async fn create_tenant(&self, owner: &TestUser, name: &str) -> String {
+        let resp = self
+            .post("/api/v1/tenants", Some(&owner.token), json!({"name": name}))
+            .await;
+        resp.assert(201);
+        resp.body["id"].as_str().expect("tenant id").to_owned()
+    }
+
+    pub async fn add_member(&self, tenant: &str, by: &TestUser, user: &TestUser, role: &str) {
+        self.post(
+            &format!("/api/v1/tenants/{tenant}/members"),
+            Some(&by.token),
+            json!({"user_id": user.id, "role": role}),
+        )
+        .await
+        .assert(201);
+    }
+
+    pub async fn create_project(&self, tenant: &str, by: &TestUser, name: &str) -> String {
+        let resp = self
+            .post(
+                &format!("/api/v1/tenants/{tenant}/projects"),
+                Some(&by.token),
+                json!({"name": name}),
+            )
+            .await;
+        resp.assert(201);
+        resp.body["id"].as_str().expect("project id").to_owned()
+    }
+}
+
+/// A tenant with one user per system role, plus an outsider with a tenant of their own.
+pub struct World {
+    pub tenant: String,
+    pub owner: TestUser,
+    pub admin: TestUser,
+    pub member: TestUser,
+    pub viewer: TestUser,
+    pub outsider: TestUser,
+    pub other_tenant: String,
+}
+
+impl TestApp {
+    pub async fn world(&self) -> World {
+        let owner = self.register("owner@example.com").await;
+        let admin = self.register("admin@example.com").await;
+        let member = self.register("member@example.com").await;
+        let viewer = self.register("viewer@example.com").await;
+        let outsider = self.register("outsider@example.com").await;
+        let tenant = self.create_tenant(&owner, "Acme").await;
+        self.add_member(&tenant, &owner, &admin, "admin").await;
+        self.add_member(&tenant, &owner, &member, "member").await;
+        self.add_member(&tenant, &owner, &viewer, "viewer").await;
+        let other_tenant = self.create_tenant(&outsider, "Globex").await;
+        World {
+            tenant,
+            owner,
+            admin,
+            member,
+            viewer,
+            outsider,
+            other_tenant,
+        }
+    }
+}
+
+/// Declares each listed `async fn(TestApp)` as a test on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite, stringify!($name))
+                        .await
+                        .expect("SQLite is always available");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres, stringify!($name)).await
+                    else {
+                        return;
+                    };
+                    super::$name(app).await;
+                }
+            )*
+        }
+    };
+}

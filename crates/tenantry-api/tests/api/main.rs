@@ -1,0 +1,14 @@
+//! Integration tests: one binary (link time is paid once), one module per area.
+//! Every suite runs against SQLite and PostgreSQL (`backend_tests!`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod auth;
+mod isolation;
+mod members;
+mod ops;
+mod projects;
+mod rls;
+mod tenants;
+mod users;

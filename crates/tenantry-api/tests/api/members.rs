@@ -1,0 +1,224 @@
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+crate::backend_tests!(
+    members_are_listed_with_profiles,
+    members_are_added_by_id_or_email,
+    adding_members_is_validated_and_permissioned,
+    the_last_owner_cannot_be_removed_or_demoted,
+    nobody_grants_more_than_they_hold,
+    members_can_leave,
+);
+
+async fn members_are_listed_with_profiles(app: TestApp) {
+    let w = app.world().await;
+    let path = format!("/api/v1/tenants/{}/members", w.tenant);
+    let r = app.get(&path, Some(&w.viewer.token)).await;
+    r.assert(200);
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4);
+    let owner = items
+        .iter()
+        .find(|m| m["user_id"] == w.owner.id.as_str())
+        .unwrap();
+    assert_eq!(owner["role"], "owner");
+    assert_eq!(owner["email"], "owner@example.com");
+    let one = app
+        .get(&format!("{path}/{}", w.member.id), Some(&w.viewer.token))
+        .await;
+    one.assert(200);
+    assert_eq!(one.body["role"], "member");
+    app.get(&format!("{path}/{}", w.outsider.id), Some(&w.owner.token))
+        .await
+        .assert(404);
+    app.get(&path, Some(&w.outsider.token)).await.assert(404);
+    app.get(&path, None).await.assert(401);
+    let page = app
+        .get(&format!("{path}?limit=3"), Some(&w.owner.token))
+        .await;
+    assert_eq!(page.body["items"].as_array().unwrap().len(), 3);
+    let cursor = page.body["next_cursor"].as_str().unwrap();
+    let rest = app
+        .get(
+            &format!("{path}?limit=3&cursor={cursor}"),
+            Some(&w.owner.token),
+        )
+        .await;
+    assert_eq!(rest.body["items"].as_array().unwrap().len(), 1);
+}
+
+async fn members_are_added_by_id_or_email(app: TestApp) {
+    let w = app.world().await;
+    let path = format!("/api/v1/tenants/{}/members", w.tenant);
+    let newcomer = app.register("new@example.com").await;
+    let r = app
+        .post(
+            &path,
+            Some(&w.admin.token),
+            json!({"email": "NEW@example.com", "role": "viewer"}),
+        )
+        .await;
+    r.assert(201);
+    assert_eq!(r.body["user_id"], newcomer.id.as_str());
+    assert_eq!(r.body["role"], "viewer");
+    app.post(
+        &path,
+        Some(&w.admin.token),
+        json!({"user_id": newcomer.id, "role": "member"}),
+    )
+    .await
+    .assert_problem(409, "already_exists");
+    app.get(
+        &format!("/api/v1/tenants/{}", w.tenant),
+        Some(&newcomer.token),
+    )
+    .await
+    .assert(200);
+}
+
+async fn adding_members_is_validated_and_permissioned(app: TestApp) {
+    let w = app.world().await;
+    let path = format!("/api/v1/tenants/{}/members", w.tenant);
+    let r = app
+        .post(
+            &path,
+            Some(&w.owner.token),
+            json!({"email": "ghost@example.com", "role": "member"}),
+        )
+        .await;
+    r.assert_problem(422, "validation_failed");
+    app.post(
+        &path,
+        Some(&w.owner.token),
+        json!({"email": w.outsider.email, "role": "superuser"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.post(&path, Some(&w.owner.token), json!({"role": "member"}))
+        .await
+        .assert(422);
+    app.post(
+        &path,
+        Some(&w.owner.token),
+        json!({"user_id": "nope", "role": "member"}),
+    )
+    .await
+    .assert(422);
+    for user in [&w.member, &w.viewer] {
+        app.post(
+            &path,
+            Some(&user.token),
+            json!({"email": w.outsider.email, "role": "viewer"}),
+        )
+        .await
+        .assert_problem(403, "forbidden");
+    }
+    let members = app.get(&path, Some(&w.owner.token)).await;
+    assert_eq!(
+        members.body["items"].as_array().unwrap().len(),
+        4,
+        "no write happened"
+    );
+}
+
+async fn the_last_owner_cannot_be_removed_or_demoted(app: TestApp) {
+    let w = app.world().await;
+    let owner_path = format!("/api/v1/tenants/{}/members/{}", w.tenant, w.owner.id);
+    app.patch(&owner_path, Some(&w.owner.token), json!({"role": "admin"}))
+        .await
+        .assert_problem(409, "last_owner");
+    app.delete(&owner_path, Some(&w.owner.token))
+        .await
+        .assert_problem(409, "last_owner");
+    // With a second owner, the first may step down.
+    let admin_path = format!("/api/v1/tenants/{}/members/{}", w.tenant, w.admin.id);
+    let r = app
+        .patch(&admin_path, Some(&w.owner.token), json!({"role": "owner"}))
+        .await;
+    r.assert(200);
+    assert_eq!(r.body["role"], "owner");
+    app.patch(&owner_path, Some(&w.owner.token), json!({"role": "member"}))
+        .await
+        .assert(200);
+    app.delete(&admin_path, Some(&w.admin.token))
+        .await
+        .assert_problem(409, "last_owner");
+}
+
+async fn nobody_grants_more_than_they_hold(app: TestApp) {
+    let w = app.world().await;
+    let members = format!("/api/v1/tenants/{}/members", w.tenant);
+    // An admin lacks tenant:delete, so cannot make anyone owner or touch an owner.
+    app.patch(
+        &format!("{members}/{}", w.member.id),
+        Some(&w.admin.token),
+        json!({"role": "owner"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.patch(
+        &format!("{members}/{}", w.admin.id),
+        Some(&w.admin.token),
+        json!({"role": "owner"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.patch(
+        &format!("{members}/{}", w.owner.id),
+        Some(&w.admin.token),
+        json!({"role": "viewer"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.delete(&format!("{members}/{}", w.owner.id), Some(&w.admin.token))
+        .await
+        .assert_problem(403, "forbidden");
+    // An admin may manage members below them.
+    app.patch(
+        &format!("{members}/{}", w.member.id),
+        Some(&w.admin.token),
+        json!({"role": "viewer"}),
+    )
+    .await
+    .assert(200);
+    app.patch(
+        &format!("{members}/{}", w.viewer.id),
+        Some(&w.member.token),
+        json!({"role": "admin"}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.patch(
+        &format!("{members}/{}", w.outsider.id),
+        Some(&w.owner.token),
+        json!({"role": "viewer"}),
+    )
+    .await
+    .assert(404);
+}
+
+async fn members_can_leave(app: TestApp) {
+    let w = app.world().await;
+    let path = format!("/api/v1/tenants/{}/members/{}", w.tenant, w.viewer.id);
+    app.delete(&path, Some(&w.viewer.token)).await.assert(204);
+    app.get(
+        &format!("/api/v1/tenants/{}", w.tenant),
+        Some(&w.viewer.token),
+    )
+    .await
+    .assert(404);
+    app.delete(
+        &format!("/api/v1/tenants/{}/members/{}", w.tenant, w.member.id),
+        Some(&w.owner.token),
+    )
+    .await
+    .assert(204);
+    let left = app
+        .get(
+            &format!("/api/v1/tenants/{}/members", w.tenant),
+            Some(&w.owner.token),
+        )
+        .await;
+    assert_eq!(left.body["items"].as_array().unwrap().len(), 2);
+}
