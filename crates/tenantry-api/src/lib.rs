@@ -43,13 +43,23 @@ use utoipa::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-/// Everything handlers share.
+/// Everything handlers share; one pointer to clone per request.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+pub struct Shared {
     pub db: Db,
     pub identity: Identity,
-    pub config: Arc<Config>,
+    pub config: Config,
     pub metrics: PrometheusHandle,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// All migrations of all contexts, in the order they apply.
@@ -135,6 +145,16 @@ fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
     let handle = recorder.handle();
     if HANDLE.set(handle.clone()).is_ok() {
         metrics::set_global_recorder(recorder).context("installing the metrics recorder")?;
+        // Histograms buffer raw samples until upkeep folds them into buckets; without it
+        // memory grows between scrapes.
+        let upkeep = handle.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
         Ok(handle)
     } else {
         HANDLE.get().cloned().context("metrics recorder")
@@ -212,20 +232,20 @@ pub fn router(state: AppState) -> Router {
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let url = config.effective_database_url();
     let db = Db::connect(url.expose_secret(), &config.database).await?;
+    let migrator = Migrator::new(migrations())?;
     if config.database.migrate_on_start {
-        Migrator::new(migrations())?
-            .up(&db)
-            .await
-            .context("migrating the database")?;
+        migrator.up(&db).await.context("migrating the database")?;
+    } else {
+        migrator.ensure_current(&db).await?;
     }
     let identity = Identity::new(db.clone(), &config).await?;
     bootstrap_admin(&identity, &config).await?;
-    Ok(AppState {
+    Ok(AppState(Arc::new(Shared {
         db,
         identity,
-        config: Arc::new(config),
+        config,
         metrics: metrics_handle()?,
-    })
+    })))
 }
 
 async fn bootstrap_admin(identity: &Identity, config: &Config) -> anyhow::Result<()> {
@@ -241,6 +261,20 @@ async fn bootstrap_admin(identity: &Identity, config: &Config) -> anyhow::Result
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("bootstrap_admin_email {e}"))?;
     let password = Password::parse(password.expose_secret())
         .map_err(|e| anyhow::anyhow!("bootstrap_admin_password {e}"))?;
+    // Someone may have registered this address before the operator configured it: promote
+    // an existing account only when the configured password proves it is the operator's.
+    if identity.user_by_email(&email).await?.is_some()
+        && identity
+            .check_credentials(email.as_str(), password.expose())
+            .await?
+            .is_none()
+    {
+        tracing::warn!(
+            "bootstrap administrator not created: an account with that e-mail already exists \
+             and the configured password does not match it"
+        );
+        return Ok(());
+    }
     let (user, _) = identity
         .create_superuser(email, password)
         .await

@@ -73,13 +73,58 @@ pub async fn observe(
         );
     });
     let labels = [
-        ("method", method.as_str().to_owned()),
-        ("route", route),
-        ("status", status.to_string()),
+        (
+            "method",
+            metrics::SharedString::from(static_method(&method)),
+        ),
+        ("route", metrics::SharedString::from(route)),
+        ("status", metrics::SharedString::from(static_status(status))),
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
     response
+}
+
+fn static_method(method: &http::Method) -> std::borrow::Cow<'static, str> {
+    match *method {
+        http::Method::GET => "GET".into(),
+        http::Method::POST => "POST".into(),
+        http::Method::PUT => "PUT".into(),
+        http::Method::PATCH => "PATCH".into(),
+        http::Method::DELETE => "DELETE".into(),
+        http::Method::OPTIONS => "OPTIONS".into(),
+        http::Method::HEAD => "HEAD".into(),
+        ref other => other.as_str().to_owned().into(),
+    }
+}
+
+/// Metric labels without an allocation for the statuses this API answers.
+fn static_status(status: u16) -> std::borrow::Cow<'static, str> {
+    const KNOWN: &[(u16, &str)] = &[
+        (200, "200"),
+        (201, "201"),
+        (202, "202"),
+        (204, "204"),
+        (302, "302"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (402, "402"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (409, "409"),
+        (413, "413"),
+        (415, "415"),
+        (422, "422"),
+        (429, "429"),
+        (500, "500"),
+        (503, "503"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(code, _)| *code == status)
+        .map_or_else(|| status.to_string().into(), |(_, s)| (*s).into())
 }
 
 /// The answer for a handler that panicked: logged, then an opaque 500.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 pub struct Config {
     /// Address the HTTP server listens on.
     pub bind: SocketAddr,
-    /// Directory for the SQLite database, signing keys and (later) blobs and mail.
+    /// Directory for the embedded SQLite database (and, as they arrive, blobs and mail).
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://…`; defaults to `sqlite://<data_dir>/tenantry.db`.
     /// A secret because PostgreSQL URLs usually carry a password.

@@ -213,6 +213,67 @@ impl Db {
         }
     }
 
+    /// One read confined to a tenant. SQLite runs it as a single autocommit statement (no
+    /// BEGIN/COMMIT round); PostgreSQL runs it in a tenant transaction, as RLS requires.
+    pub async fn read_tenant_all<T: FromRow, S: QueryStatementWriter>(
+        &self,
+        scope: &TenantScope,
+        statement: &S,
+    ) -> Result<Vec<T>, DbError> {
+        match &*self.inner {
+            Pool::Sqlite(pool) => {
+                let (sql, values) = self.render(statement);
+                pool.read(&sql, &values, None).await
+            }
+            Pool::Postgres(_) => {
+                let mut tx = self.begin_tenant_read(scope).await?;
+                let rows = tx.fetch_all(statement).await?;
+                tx.commit().await?;
+                Ok(rows)
+            }
+        }
+    }
+
+    /// Like [`Db::read_tenant_all`], for at most one row.
+    pub async fn read_tenant_optional<T: FromRow, S: QueryStatementWriter>(
+        &self,
+        scope: &TenantScope,
+        statement: &S,
+    ) -> Result<Option<T>, DbError> {
+        match &*self.inner {
+            Pool::Sqlite(pool) => {
+                let (sql, values) = self.render(statement);
+                Ok(pool.read(&sql, &values, Some(1)).await?.pop())
+            }
+            Pool::Postgres(_) => {
+                let mut tx = self.begin_tenant_read(scope).await?;
+                let row = tx.fetch_optional(statement).await?;
+                tx.commit().await?;
+                Ok(row)
+            }
+        }
+    }
+
+    /// One read of what a user may see across tenants (see [`Db::begin_user`]).
+    pub async fn read_user_all<T: FromRow, S: QueryStatementWriter>(
+        &self,
+        scope: &UserScope,
+        statement: &S,
+    ) -> Result<Vec<T>, DbError> {
+        match &*self.inner {
+            Pool::Sqlite(pool) => {
+                let (sql, values) = self.render(statement);
+                pool.read(&sql, &values, None).await
+            }
+            Pool::Postgres(_) => {
+                let mut tx = self.begin_user(scope, false).await?;
+                let rows = tx.fetch_all(statement).await?;
+                tx.commit().await?;
+                Ok(rows)
+            }
+        }
+    }
+
     /// Connection-pool figures for metrics.
     pub fn pool_stats(&self) -> PoolStats {
         match &*self.inner {
@@ -249,14 +310,49 @@ pub struct PoolStats {
 
 pub(crate) fn render<S: QueryStatementWriter>(backend: Backend, statement: &S) -> (String, Values) {
     match backend {
-        Backend::Sqlite => statement.build(SqliteQueryBuilder),
+        Backend::Sqlite => inline_sqlite_limit(statement.build(SqliteQueryBuilder)),
         Backend::Postgres => statement.build(PostgresQueryBuilder),
     }
+}
+
+/// SQLite (3.47+, built with STAT4) marks a prepared statement as expired whenever a
+/// parameter used in `LIMIT ?` is re-bound, so a cached list query would be recompiled on
+/// every execution. A trailing `LIMIT ?` bound to an unsigned integer (our page sizes) is
+/// therefore written as a literal; integers cannot carry an injection.
+fn inline_sqlite_limit((mut sql, mut values): (String, Values)) -> (String, Values) {
+    if sql.ends_with(" LIMIT ?")
+        && let Some(sea_query::Value::BigUnsigned(Some(limit))) = values.0.last()
+    {
+        let limit = *limit;
+        sql.truncate(sql.len() - 1);
+        sql.push_str(&limit.to_string());
+        values.0.pop();
+    }
+    (sql, values)
 }
 
 #[cfg(test)]
 mod tests {
     use super::secrecy_free::ExposeUrl;
+
+    #[test]
+    fn sqlite_limits_are_inlined_only_when_trailing_and_numeric() {
+        use sea_query::{Expr, ExprTrait, Query};
+        let mut q = Query::select();
+        q.column("id")
+            .from("t")
+            .and_where(Expr::col("a").eq("x"))
+            .limit(21);
+        let (sql, values) = super::render(super::Backend::Sqlite, &q);
+        assert!(sql.ends_with(" LIMIT 21"), "{sql}");
+        assert_eq!(values.0.len(), 1);
+        let (sql, values) = super::render(super::Backend::Postgres, &q);
+        assert!(sql.ends_with(" LIMIT $2"), "{sql}");
+        assert_eq!(values.0.len(), 2);
+        q.offset(5);
+        let (sql, _) = super::render(super::Backend::Sqlite, &q);
+        assert!(sql.ends_with(" OFFSET ?"), "{sql}");
+    }
 
     #[test]
     fn urls_are_redacted() {

@@ -46,15 +46,20 @@ pub fn ddl(backend: Backend, sql: &str) -> String {
 }
 
 /// PostgreSQL: the non-owner role tenant transactions switch to. Idempotent and safe when
-/// several databases of one cluster migrate at once (roles are cluster-wide).
+/// several databases of one cluster migrate at once (roles are cluster-wide). Creating it
+/// needs CREATEROLE; an operator may instead create it and grant it to the migrating user.
 pub fn postgres_app_role() -> String {
     format!(
         "DO $$ BEGIN
-            CREATE ROLE {APP_ROLE} NOLOGIN NOINHERIT NOBYPASSRLS;
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                CREATE ROLE {APP_ROLE} NOLOGIN NOINHERIT NOBYPASSRLS;
+            END IF;
          EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
          END $$;
          DO $$ BEGIN
-            EXECUTE format('GRANT {APP_ROLE} TO %I', current_user);
+            IF NOT pg_has_role(current_user, '{APP_ROLE}', 'MEMBER') THEN
+                EXECUTE format('GRANT {APP_ROLE} TO %I', current_user);
+            END IF;
          EXCEPTION WHEN duplicate_object OR unique_violation OR invalid_grant_operation THEN NULL;
          END $$;
          GRANT USAGE ON SCHEMA public TO {APP_ROLE};"
@@ -264,6 +269,29 @@ impl Migrator {
         Ok(done)
     }
 
+    /// Fails unless every migration of this binary is applied and none unknown to it is.
+    pub async fn ensure_current(&self, db: &Db) -> anyhow::Result<()> {
+        let status = self.status(db).await?;
+        if let Some(pending) = status.iter().find(|s| s.applied_at.is_none()) {
+            bail!(
+                "the database schema is behind this binary (migration {} {} is pending); \
+                 run `tenantry migrate up` or enable database.migrate_on_start",
+                pending.version,
+                pending.name
+            );
+        }
+        if let Some(unknown) = status
+            .iter()
+            .find(|s| !self.migrations.iter().any(|m| m.version == s.version))
+        {
+            bail!(
+                "the database has migration {} that this binary does not know; it was migrated by a newer Tenantry",
+                unknown.version
+            );
+        }
+        Ok(())
+    }
+
     /// Reverts applied migrations newer than `target`, newest first.
     pub async fn down_to(&self, db: &Db, target: i64) -> anyhow::Result<Vec<i64>> {
         let applied = self.applied(db).await?;
@@ -280,6 +308,10 @@ impl Migrator {
                     )
                 })?;
             let mut tx = db.begin_write().await?;
+            if db.backend() == Backend::Postgres {
+                tx.execute_script("SELECT pg_advisory_xact_lock(7234001)")
+                    .await?;
+            }
             for statement in (migration.down)(db.backend()) {
                 tx.execute_script(&statement).await.with_context(|| {
                     format!(

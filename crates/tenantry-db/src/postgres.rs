@@ -126,8 +126,18 @@ pub(crate) fn map_error(error: sqlx::Error) -> DbError {
                 }
             }
             Some("23503") => return DbError::ForeignKeyViolation,
-            // admin_shutdown, cannot_connect_now, too_many_connections
-            Some("57P01" | "57P03" | "53300") => {
+            // Class 08 (connection exception), 57P0x (operator intervention: shutdown,
+            // cannot connect now), 53 (insufficient resources, e.g. too many connections),
+            // 3D000 (the database is gone) and 55000 as raised at connect time ("database
+            // is not currently accepting connections"): the database is unavailable.
+            Some(code)
+                if code.starts_with("08")
+                    || code.starts_with("57P0")
+                    || code.starts_with("53")
+                    || code == "3D000"
+                    || (code == "55000"
+                        && db.message().contains("not currently accepting connections")) =>
+            {
                 return DbError::Unavailable(db.message().to_owned());
             }
             _ => {}

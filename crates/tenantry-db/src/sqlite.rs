@@ -158,13 +158,13 @@ impl SqlitePool {
 
     pub(crate) async fn begin_read(&self) -> Result<Tx, DbError> {
         let conn = self.reader().await?;
-        conn.execute_batch("BEGIN DEFERRED").map_err(map_error)?;
+        run_cached(&conn, "BEGIN DEFERRED")?;
         Ok(Tx::sqlite(conn))
     }
 
     pub(crate) async fn begin_write(&self) -> Result<Tx, DbError> {
         let conn = self.writer().await?;
-        conn.execute_batch("BEGIN IMMEDIATE").map_err(map_error)?;
+        run_cached(&conn, "BEGIN IMMEDIATE")?;
         Ok(Tx::sqlite(conn))
     }
 
@@ -196,6 +196,15 @@ impl SqlitePool {
                 + u32::from(self.writer.try_lock().is_ok()),
         }
     }
+}
+
+/// Runs a parameterless statement through the statement cache (transaction control runs on
+/// every request; re-parsing it each time shows up in profiles).
+pub(crate) fn run_cached(conn: &Connection, sql: &str) -> Result<(), DbError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(|_| ())
+        .map_err(map_error)
 }
 
 /// A bound parameter; conversion happens lazily as rusqlite binds.

@@ -136,7 +136,7 @@ impl Tx {
     pub async fn commit(mut self) -> Result<(), DbError> {
         match &mut self.inner {
             Inner::Sqlite { conn, open } => {
-                conn.execute_batch("COMMIT").map_err(sqlite::map_error)?;
+                sqlite::run_cached(conn, "COMMIT")?;
                 *open = false;
                 Ok(())
             }
@@ -155,7 +155,7 @@ impl Drop for Tx {
     fn drop(&mut self) {
         if let Inner::Sqlite { conn, open: true } = &mut self.inner {
             // A failed ROLLBACK leaves nothing to undo: SQLite has already ended the transaction.
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = sqlite::run_cached(conn, "ROLLBACK");
         }
         // sqlx rolls back a dropped PostgreSQL transaction itself.
     }

@@ -1,8 +1,9 @@
 //! The access-token signing keys (Ed25519), kept in the database so every server node signs
 //! and verifies with the same set, and published as a JWKS.
 //!
-//! The first start generates a key; later starts load it. Retired keys stay published until
-//! the tokens they signed have expired (rotation arrives with `tenantry admin rotate-keys`).
+//! The first start generates a key; later starts load it. Keys marked retired are neither
+//! used nor published (rotation, which keeps the previous key verifying until its tokens
+//! expire, arrives with `tenantry admin rotate-keys`).
 
 use std::collections::HashMap;
 
@@ -164,8 +165,12 @@ impl KeyRing {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    pub(crate) fn ring() -> KeyRing {
+        KeyRing::from_stored(&[generate().unwrap()]).unwrap()
+    }
 
     #[test]
     fn generated_keys_sign_and_verify() {

@@ -2,8 +2,8 @@
 //! (not tenant-owned): a user may belong to many tenants.
 
 use tenantry_db::{
-    Backend,
-    migrate::{Migration, ddl, postgres_grant},
+    APP_ROLE, Backend,
+    migrate::{Migration, ddl},
 };
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
@@ -59,8 +59,12 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             );",
         )];
         if backend == Backend::Postgres {
-            // Tenant transactions read member profiles (names, e-mail) from users.
-            statements.push(postgres_grant("users"));
+            // Tenant transactions read member profiles; column privileges keep password
+            // hashes and account flags out of the request role's reach.
+            statements.push(format!(
+                "GRANT SELECT (id, email, first_name, last_name, display_name, is_guest, status) \
+                 ON users TO {APP_ROLE};"
+            ));
         }
         statements
     },

@@ -1,16 +1,51 @@
-//! Argon2id password hashing, off the async runtime and bounded in concurrency so a burst
-//! of logins queues here instead of starving every other request of CPU.
+//! Argon2id password hashing on a fixed set of dedicated threads, so a burst of logins
+//! queues here instead of starving every other request of CPU, and the 19 MiB each hash
+//! needs is held by at most that many threads (`spawn_blocking` would let every blocking
+//! thread's allocator arena keep its own copy).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::{Context, anyhow};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
-use tokio::sync::Semaphore;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads; they exit when the last `PasswordHasher` clone is dropped.
+struct Workers {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Workers {
+    fn start(count: usize) -> anyhow::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..count {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("tenantry-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let job = match queue.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .context("starting a password hashing thread")?;
+        }
+        Ok(Self { jobs })
+    }
+}
 
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    permits: Arc<Semaphore>,
+    workers: Arc<Workers>,
     /// A real hash of a random password: verifying against it when an e-mail is unknown makes
     /// "no such user" take as long as "wrong password".
     decoy: Arc<str>,
@@ -40,7 +75,7 @@ impl PasswordHasher {
             .to_string();
         Ok(Self {
             params,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            workers: Arc::new(Workers::start(max_concurrent.max(1))?),
             decoy: decoy.into(),
         })
     }
@@ -49,15 +84,15 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .context("password hasher closed")?;
         let hasher = argon2(&self.params);
-        tokio::task::spawn_blocking(move || work(hasher))
-            .await
-            .context("password hashing task failed")
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.workers
+            .jobs
+            .send(Box::new(move || {
+                let _ = done.send(work(hasher));
+            }))
+            .map_err(|_| anyhow!("password hashing threads stopped"))?;
+        result.await.context("password hashing job failed")
     }
 
     /// A PHC string (`$argon2id$v=19$m=…`) for storage.

@@ -59,6 +59,7 @@ pub struct Identity {
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) hasher: PasswordHasher,
     pub(crate) tokens: TokenSettings,
+    pub(crate) verified: Arc<tokens::VerifiedTokens>,
     pub(crate) refresh_ttl_secs: i64,
     pub(crate) guest_ttl_secs: i64,
 }
@@ -85,6 +86,7 @@ impl Identity {
                 audience: auth.audience.clone(),
                 access_ttl_secs: secs(auth.access_token_ttl_secs),
             },
+            verified: Arc::new(tokens::VerifiedTokens::new(50_000)),
             refresh_ttl_secs: secs(auth.refresh_token_ttl_secs),
             guest_ttl_secs: secs(auth.guest_ttl_secs),
         })
@@ -174,44 +176,51 @@ impl Identity {
         Ok(user)
     }
 
-    /// Verifies e-mail and password and opens a session. Unknown e-mail, wrong password and
-    /// disabled accounts all answer `InvalidCredentials` after the same amount of work.
+    /// The active account these credentials belong to, if they are right. Unknown e-mail,
+    /// wrong password and disabled accounts cost the same work and all answer `None`.
+    pub async fn check_credentials(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<User>, IdentityError> {
+        let email = Email::parse(email).ok();
+        let found: Option<UserWithHash> = match &email {
+            Some(email) => {
+                self.db
+                    .read_optional(
+                        Query::select()
+                            .columns(User::COLUMNS)
+                            .column("password_hash")
+                            .from("users")
+                            .and_where(Expr::col("email").eq(email.as_str())),
+                    )
+                    .await?
+            }
+            None => None,
+        };
+        let stored_hash = found.as_ref().and_then(|u| u.password_hash.as_deref());
+        let matches = self.hasher.verify(password, stored_hash).await?;
+        Ok(found
+            .map(|u| u.user)
+            .filter(|user| matches && user.status == UserStatus::Active))
+    }
+
+    /// Verifies e-mail and password and opens a session (see [`Identity::check_credentials`]).
     pub async fn login(
         &self,
         email: &str,
         password: &str,
         client: &ClientInfo,
     ) -> Result<(User, TokenPair), IdentityError> {
-        let email = Email::parse(email).ok();
-        let found: Option<(User, Option<String>)> = match &email {
-            Some(email) => self
-                .db
-                .read_optional::<UserWithHash, _>(
-                    Query::select()
-                        .columns(User::COLUMNS)
-                        .column("password_hash")
-                        .from("users")
-                        .and_where(Expr::col("email").eq(email.as_str())),
-                )
-                .await?
-                .map(|u| (u.user, u.password_hash)),
-            None => None,
+        let Some(user) = self.check_credentials(email, password).await? else {
+            tracing::warn!(event = "login_failed", "login failed");
+            return Err(IdentityError::InvalidCredentials);
         };
-        let stored_hash = found.as_ref().and_then(|(_, h)| h.as_deref());
-        let matches = self.hasher.verify(password, stored_hash).await?;
-        match found {
-            Some((user, _)) if matches && user.status == UserStatus::Active => {
-                let tokens = self
-                    .open_session(user.id, client, self.refresh_ttl_secs)
-                    .await?;
-                tracing::info!(user_id = %user.id, session_id = %tokens.session_id, "login");
-                Ok((user, tokens))
-            }
-            _ => {
-                tracing::warn!(event = "login_failed", "login failed");
-                Err(IdentityError::InvalidCredentials)
-            }
-        }
+        let tokens = self
+            .open_session(user.id, client, self.refresh_ttl_secs)
+            .await?;
+        tracing::info!(user_id = %user.id, session_id = %tokens.session_id, "login");
+        Ok((user, tokens))
     }
 
     /// A short-lived anonymous account with its own session.
@@ -249,7 +258,10 @@ impl Identity {
 
     /// Checks a bearer access token and that its session is live; returns the caller.
     pub async fn authenticate(&self, token: &str) -> Result<Authenticated, IdentityError> {
-        let claims = tokens::verify_access(&self.keys, &self.tokens, token)
+        let now = tenantry_core::now();
+        let claims = self
+            .verified
+            .verify(&self.keys, &self.tokens, token, now.timestamp())
             .ok_or(IdentityError::InvalidToken)?;
         let user: User = self
             .db
@@ -264,7 +276,7 @@ impl Identity {
                     .and_where(Expr::col(("sessions", "id")).eq(claims.session_id))
                     .and_where(Expr::col(("sessions", "user_id")).eq(claims.user_id))
                     .and_where(Expr::col(("sessions", "revoked_at")).is_null())
-                    .and_where(Expr::col(("sessions", "expires_at")).gt(tenantry_core::now())),
+                    .and_where(Expr::col(("sessions", "expires_at")).gt(now)),
             )
             .await?
             .ok_or(IdentityError::InvalidToken)?;
@@ -289,7 +301,7 @@ impl Identity {
             .ok_or(IdentityError::UserNotFound)
     }
 
-    /// Finds an active, non-guest account by e-mail.
+    /// Finds the account with this e-mail address (any status).
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<User>, IdentityError> {
         Ok(self
             .db

@@ -1,6 +1,8 @@
 //! Access tokens (short-lived JWTs bound to a session) and refresh tokens (opaque, random,
 //! stored only as a SHA-256 digest).
 
+use std::collections::HashMap;
+
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, Header, Validation};
 use rand::RngCore;
@@ -62,13 +64,64 @@ pub fn issue_access(
     Ok(jsonwebtoken::encode(&header, &claims, key)?)
 }
 
-/// Verifies signature, algorithm, `kid`, issuer, audience and time claims. Session liveness
-/// is checked by the caller against the database.
+/// Memoises successful signature verifications. Clients reuse one access token for many
+/// requests, and an Ed25519 verification costs more than the rest of a typical request; the
+/// key is the exact token text, so only a byte-identical copy of a token that already
+/// verified can hit. Expiry is still checked on every hit, and session liveness is checked
+/// against the database by the caller either way.
+pub struct VerifiedTokens {
+    entries: parking_lot::RwLock<HashMap<Box<str>, (VerifiedAccess, i64)>>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedTokens")
+            .field("len", &self.entries.read().len())
+            .finish()
+    }
+}
+
+impl VerifiedTokens {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: parking_lot::RwLock::new(HashMap::with_capacity(capacity.min(1024))),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Verifies `token` (see [`verify_access`]), consulting and filling the memo.
+    pub fn verify(
+        &self,
+        keys: &KeyRing,
+        settings: &TokenSettings,
+        token: &str,
+        now: i64,
+    ) -> Option<VerifiedAccess> {
+        if let Some((access, exp)) = self.entries.read().get(token) {
+            return (now < *exp + LEEWAY_SECS).then_some(*access);
+        }
+        let (access, exp) = verify_access(keys, settings, token)?;
+        let mut entries = self.entries.write();
+        if entries.len() >= self.capacity {
+            // Dropping everything is crude but bounded and O(1) amortised; hot tokens
+            // come straight back on their next request.
+            entries.clear();
+        }
+        entries.insert(token.into(), (access, exp));
+        Some(access)
+    }
+}
+
+const LEEWAY_SECS: i64 = 30;
+
+/// Verifies signature, algorithm, `kid`, issuer, audience and time claims; returns the
+/// assertion and its expiry. Session liveness is checked by the caller against the database.
 pub fn verify_access(
     keys: &KeyRing,
     settings: &TokenSettings,
     token: &str,
-) -> Option<VerifiedAccess> {
+) -> Option<(VerifiedAccess, i64)> {
     let header = jsonwebtoken::decode_header(token).ok()?;
     // Only our own algorithm: refuses `none`, HMAC-with-public-key confusion and the like.
     if header.alg != Algorithm::EdDSA {
@@ -80,12 +133,15 @@ pub fn verify_access(
     validation.set_audience(&[&settings.audience]);
     validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
     validation.validate_nbf = true;
-    validation.leeway = 30;
+    validation.leeway = LEEWAY_SECS as u64;
     let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).ok()?;
-    Some(VerifiedAccess {
-        user_id: UserId::from_uuid(data.claims.sub),
-        session_id: SessionId::from_uuid(data.claims.sid),
-    })
+    Some((
+        VerifiedAccess {
+            user_id: UserId::from_uuid(data.claims.sub),
+            session_id: SessionId::from_uuid(data.claims.sid),
+        },
+        data.claims.exp,
+    ))
 }
 
 /// A fresh refresh token and the digest to store.
@@ -106,6 +162,44 @@ pub fn digest(token: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memo_still_enforces_expiry_and_rejects_what_never_verified() {
+        let keys = crate::keys::tests::ring();
+        let settings = TokenSettings {
+            issuer: "i".into(),
+            audience: "a".into(),
+            access_ttl_secs: 60,
+        };
+        let now = chrono::Utc::now().timestamp();
+        let token = issue_access(&keys, &settings, UserId::new(), SessionId::new(), now).unwrap();
+        let memo = VerifiedTokens::new(2);
+        assert!(memo.verify(&keys, &settings, &token, now).is_some());
+        assert!(memo.verify(&keys, &settings, &token, now).is_some(), "hit");
+        assert!(
+            memo.verify(&keys, &settings, &token, now + 60 + LEEWAY_SECS)
+                .is_none(),
+            "expired hit"
+        );
+        let mut forged = token.clone();
+        forged.push('x');
+        assert!(memo.verify(&keys, &settings, &forged, now).is_none());
+        let other = TokenSettings {
+            audience: "b".into(),
+            ..settings.clone()
+        };
+        let foreign = issue_access(&keys, &other, UserId::new(), SessionId::new(), now).unwrap();
+        assert!(
+            memo.verify(&keys, &settings, &foreign, now).is_none(),
+            "wrong audience"
+        );
+        // Bounded: a third entry evicts.
+        for _ in 0..3 {
+            let t = issue_access(&keys, &settings, UserId::new(), SessionId::new(), now).unwrap();
+            memo.verify(&keys, &settings, &t, now).unwrap();
+        }
+        assert!(memo.entries.read().len() <= 2);
+    }
 
     #[test]
     fn refresh_tokens_are_random_and_prefixed() {

@@ -33,11 +33,9 @@ pub async fn authorize(
     user_id: UserId,
     tenant_id: TenantId,
 ) -> Result<TenantScope, TenancyError> {
-    let mut tx = db
-        .begin_user(&UserScope::for_authenticated(user_id), false)
-        .await?;
-    let grant: Option<Grant> = tx
-        .fetch_optional(
+    let grant: Option<Grant> = db
+        .read_user_all(
+            &UserScope::for_authenticated(user_id),
             Query::select()
                 .column(("memberships", "role"))
                 .column(("tenants", "status"))
@@ -49,8 +47,8 @@ pub async fn authorize(
                 .and_where(Expr::col(("memberships", "tenant_id")).eq(tenant_id))
                 .and_where(Expr::col(("memberships", "user_id")).eq(user_id)),
         )
-        .await?;
-    tx.commit().await?;
+        .await?
+        .pop();
     let grant = grant.ok_or(TenancyError::NotFound)?;
     match TenantStatus::parse(&grant.status)? {
         TenantStatus::Active => {}

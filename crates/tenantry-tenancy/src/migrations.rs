@@ -60,5 +60,14 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         }
         statements
     },
-    down: |_| vec!["DROP TABLE projects; DROP TABLE memberships; DROP TABLE tenants;".to_owned()],
+    down: |backend| {
+        let mut statements = Vec::new();
+        if backend == Backend::Postgres {
+            // The tenants policy reads memberships; it must go before the table does.
+            statements.push("DROP POLICY tenants_tenant_read ON tenants;".to_owned());
+        }
+        statements
+            .push("DROP TABLE projects; DROP TABLE memberships; DROP TABLE tenants;".to_owned());
+        statements
+    },
 }];

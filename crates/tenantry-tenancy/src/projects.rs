@@ -31,20 +31,21 @@ fn name_taken(e: DbError) -> TenancyError {
     }
 }
 
+fn project_query(scope: &TenantScope, id: ProjectId) -> sea_query::SelectStatement {
+    let mut q = Query::select();
+    q.columns(Project::COLUMNS)
+        .from("projects")
+        .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+        .and_where(Expr::col("id").eq(id));
+    q
+}
+
 async fn fetch(
     tx: &mut Tx,
     scope: &TenantScope,
     id: ProjectId,
 ) -> Result<Option<Project>, TenancyError> {
-    Ok(tx
-        .fetch_optional(
-            Query::select()
-                .columns(Project::COLUMNS)
-                .from("projects")
-                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
-                .and_where(Expr::col("id").eq(id)),
-        )
-        .await?)
+    Ok(tx.fetch_optional(&project_query(scope, id)).await?)
 }
 
 pub async fn create_project(
@@ -95,10 +96,9 @@ pub async fn get_project(
     id: ProjectId,
 ) -> Result<Project, TenancyError> {
     require(scope, Permission::ProjectsRead)?;
-    let mut tx = db.begin_tenant_read(scope).await?;
-    let project = fetch(&mut tx, scope, id).await?;
-    tx.commit().await?;
-    project.ok_or(TenancyError::NotFound)
+    db.read_tenant_optional(scope, &project_query(scope, id))
+        .await?
+        .ok_or(TenancyError::NotFound)
 }
 
 /// Filters for listing projects.
@@ -135,9 +135,7 @@ pub async fn list_projects(
                 .like(sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
         );
     }
-    let mut tx = db.begin_tenant_read(scope).await?;
-    let rows: Vec<Project> = tx.fetch_all(&q).await?;
-    tx.commit().await?;
+    let rows: Vec<Project> = db.read_tenant_all(scope, &q).await?;
     Ok(Page::from_rows(rows, page, |p| p.id.as_uuid()))
 }
 

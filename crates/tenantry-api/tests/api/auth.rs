@@ -15,7 +15,61 @@ crate::backend_tests!(
     logout_ends_the_session_immediately,
     guest_sessions_are_anonymous,
     tampered_or_foreign_tokens_are_refused,
+    bootstrap_creates_the_first_administrator_once,
+    bootstrap_never_takes_over_an_existing_account,
 );
+
+fn bootstrap(email: &str, password: &str) -> impl FnOnce(&mut tenantry_core::config::Config) {
+    let (email, password) = (email.to_owned(), password.to_owned());
+    move |config| {
+        config.bootstrap_admin_email = Some(email);
+        config.bootstrap_admin_password = Some(password.into());
+    }
+}
+
+async fn bootstrap_creates_the_first_administrator_once(app: TestApp) {
+    let node = app
+        .sibling(bootstrap("root@example.com", "root pass phrase"))
+        .await;
+    let login = node
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "root@example.com", "password": "root pass phrase"}),
+        )
+        .await;
+    login.assert(200);
+    assert_eq!(login.body["user"]["is_platform_admin"], true);
+    // A later start with other values changes nothing: an administrator exists.
+    let again = app
+        .sibling(bootstrap("other@example.com", "other pass phrase"))
+        .await;
+    again
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "other@example.com", "password": "other pass phrase"}),
+        )
+        .await
+        .assert_problem(401, "invalid_credentials");
+}
+
+async fn bootstrap_never_takes_over_an_existing_account(app: TestApp) {
+    let squatter = app.register("root@example.com").await;
+    let node = app
+        .sibling(bootstrap("root@example.com", "the operator's pass"))
+        .await;
+    let me = node.get("/api/v1/users/me", Some(&squatter.token)).await;
+    me.assert(200);
+    assert_eq!(
+        me.body["is_platform_admin"], false,
+        "an account registered first must not be promoted"
+    );
+    // With the matching password the owner of the address is the operator: promote.
+    let owner = app.sibling(bootstrap("root@example.com", PASSWORD)).await;
+    let me = owner.get("/api/v1/users/me", Some(&squatter.token)).await;
+    assert_eq!(me.body["is_platform_admin"], true);
+}
 
 async fn register_creates_an_account(app: TestApp) {
     let r = app

@@ -20,7 +20,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Owner connection URL of this test's PostgreSQL database.
     pub database_url: Option<String>,
-    _data_dir: tempfile::TempDir,
+    data_dir: std::path::PathBuf,
+    _owned_dir: Option<tempfile::TempDir>,
 }
 
 /// A response with its body parsed as JSON (or `Value::Null` when empty / not JSON).
@@ -76,9 +77,19 @@ pub async fn spawn_app_with(
         Backend::Sqlite => None,
         Backend::Postgres => Some(tenantry_testkit::fresh_postgres_database(test).await?),
     };
+    let mut app = start(data_dir.path().to_path_buf(), database_url, configure).await;
+    app._owned_dir = Some(data_dir);
+    Some(app)
+}
+
+async fn start(
+    data_dir: std::path::PathBuf,
+    database_url: Option<String>,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let mut config = Config {
         bind: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: data_dir.path().to_path_buf(),
+        data_dir: data_dir.clone(),
         database_url: database_url.clone().map(SecretString::from),
         ..Config::default()
     };
@@ -89,12 +100,20 @@ pub async fn spawn_app_with(
         .expect("application builds");
     let addr = app.local_addr().expect("local addr");
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    Some(TestApp {
+    TestApp {
         addr,
         client: reqwest::Client::new(),
         database_url,
-        _data_dir: data_dir,
-    })
+        data_dir,
+        _owned_dir: None,
+    }
+}
+
+impl TestApp {
+    /// A second server on the same database and data directory (a restart, or another node).
+    pub async fn sibling(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
+        start(self.data_dir.clone(), self.database_url.clone(), configure).await
+    }
 }
 
 /// A registered, logged-in user.

@@ -149,3 +149,58 @@ async fn oversized_bodies_are_refused(app: TestApp) {
     .await
     .assert_problem(413, "payload_too_large");
 }
+
+/// The database becomes unreachable → /ready answers 503 and API calls 503 cleanly; when it
+/// returns, the same process recovers without a restart.
+#[tokio::test]
+async fn readiness_follows_the_database() {
+    use sqlx::{Connection, Executor};
+    let Some(app) =
+        crate::helpers::spawn_app(crate::helpers::Backend::Postgres, "ready_follows_db").await
+    else {
+        return;
+    };
+    let url = app.database_url.clone().unwrap();
+    let (server, db_name) = url.rsplit_once('/').unwrap();
+    let db_name = db_name.split('?').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    app.get("/ready", None).await.assert(200);
+
+    admin
+        .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{db_name}\" ALLOW_CONNECTIONS false"
+        ))))
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+        .bind(&db_name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let r = app.get("/ready", None).await;
+    r.assert_problem(503, "not_ready");
+    assert!(r.headers.contains_key("retry-after"));
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "a@example.com", "password": "whatever pass"}),
+        )
+        .await;
+    assert_eq!(
+        login.status, 503,
+        "an unreachable database is a 503, not a 500: {}",
+        login.body
+    );
+
+    admin
+        .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{db_name}\" ALLOW_CONNECTIONS true"
+        ))))
+        .await
+        .unwrap();
+    app.get("/ready", None).await.assert(200);
+    app.register("back@example.com").await;
+}

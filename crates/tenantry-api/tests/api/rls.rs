@@ -139,4 +139,20 @@ async fn every_tenant_table_forces_rls_and_the_request_role_cannot_bypass_it() {
             .unwrap()
             .get(0);
     assert_eq!(owned, 0, "request role must own no table");
+    // Member profiles are readable in tenant transactions; password hashes are not.
+    as_tenant(&mut conn, None).await;
+    sqlx::query("SELECT id, email, first_name FROM users")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    conn.execute("ROLLBACK").await.unwrap();
+    as_tenant(&mut conn, None).await;
+    let hashes = sqlx::query("SELECT password_hash FROM users")
+        .fetch_all(&mut conn)
+        .await;
+    assert!(
+        hashes.is_err(),
+        "the request role must not read password hashes"
+    );
+    conn.execute("ROLLBACK").await.unwrap();
 }

@@ -1,0 +1,394 @@
+//! Seeds a running Tenantry server through its public API (tenants, members, projects), then
+//! measures load scenarios with `wrk`, reading the server's CPU time and peak RSS from /proc.
+//!
+//! Usage: tenantry-bench --url http://127.0.0.1:4999 --pid <server pid> --label sqlite
+//!        [--tenants 50] [--users 20] [--projects 100000] [--duration 15] [--connections 64]
+//! Normally run through `benches/run.sh`.
+#![allow(clippy::print_stdout)]
+
+use std::{collections::HashMap, path::PathBuf, process::Command, sync::Arc, time::Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tokio::{sync::Semaphore, task::JoinSet};
+
+const PASSWORD: &str = "load test password 1";
+
+struct Args {
+    url: String,
+    pid: u32,
+    label: String,
+    tenants: usize,
+    users: usize,
+    projects: usize,
+    duration: u64,
+    connections: usize,
+    scenarios: Vec<String>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut map = HashMap::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(key) = it.next() {
+        let key = key
+            .strip_prefix("--")
+            .context("flags look like --name value")?
+            .to_owned();
+        map.insert(key, it.next().context("flag without a value")?);
+    }
+    let num = |k: &str, d: usize| -> anyhow::Result<usize> {
+        map.get(k)
+            .map_or(Ok(d), |v| v.parse().with_context(|| format!("--{k}")))
+    };
+    Ok(Args {
+        url: map
+            .get("url")
+            .cloned()
+            .unwrap_or_else(|| "http://127.0.0.1:4999".into()),
+        pid: map
+            .get("pid")
+            .context("--pid <server pid> is required")?
+            .parse()?,
+        label: map
+            .get("label")
+            .cloned()
+            .unwrap_or_else(|| "tenantry".into()),
+        tenants: num("tenants", 50)?,
+        users: num("users", 20)?,
+        projects: num("projects", 100_000)?,
+        duration: num("duration", 15)? as u64,
+        connections: num("connections", 64)?,
+        scenarios: map
+            .get("scenarios")
+            .map_or("me,read,list,create", String::as_str)
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// A small xorshift generator: the benchmark needs spread, not cryptographic randomness.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % bound as u64) as usize
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
+        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("POST {path} → {status}: {body}");
+        }
+        Ok(body)
+    }
+}
+
+struct Tenant {
+    id: String,
+    owner_token: String,
+    member_tokens: Vec<String>,
+    projects: Vec<String>,
+}
+
+async fn run_all<T: Send + 'static>(
+    limit: usize,
+    jobs: Vec<impl std::future::Future<Output = anyhow::Result<T>> + Send + 'static>,
+) -> anyhow::Result<Vec<T>> {
+    let permits = Arc::new(Semaphore::new(limit));
+    let mut set = JoinSet::new();
+    for (i, job) in jobs.into_iter().enumerate() {
+        let permits = permits.clone();
+        set.spawn(async move {
+            let _p = permits.acquire_owned().await;
+            job.await.map(|v| (i, v))
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r??);
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, v)| v).collect())
+}
+
+async fn seed(client: Arc<Client>, args: &Args, run: &str) -> anyhow::Result<Vec<Tenant>> {
+    let started = Instant::now();
+    // Owners, each registering with a first tenant.
+    let owners = run_all(8, (0..args.tenants).map(|t| {
+        let client = client.clone();
+        let email = format!("owner{t}-{run}@bench.example.com");
+        let tenant_name = format!("Bench {t} {run}");
+        async move {
+            let reg = client
+                .post("/api/v1/auth/register", None, json!({"email": email, "password": PASSWORD,
+                    "first_name": "Owner", "last_name": format!("{t}"), "tenant_name": tenant_name}))
+                .await?;
+            let login = client.post("/api/v1/auth/login", None, json!({"email": email, "password": PASSWORD})).await?;
+            Ok((reg["tenant"]["id"].as_str().context("tenant id")?.to_owned(),
+                login["access_token"].as_str().context("token")?.to_owned()))
+        }
+    }).collect()).await?;
+    // Members: users 1..users of each tenant.
+    let members = run_all(
+        8,
+        owners
+            .iter()
+            .enumerate()
+            .flat_map(|(t, (tenant, owner))| {
+                let client = client.clone();
+                let run = run.to_owned();
+                (1..args.users).map(move |u| {
+                    let client = client.clone();
+                    let email = format!("user{t}-{u}-{run}@bench.example.com");
+                    let (tenant, owner) = (tenant.clone(), owner.clone());
+                    async move {
+                        client
+                            .post(
+                                "/api/v1/auth/register",
+                                None,
+                                json!({"email": email, "password": PASSWORD,
+                    "first_name": "User", "last_name": format!("{t}-{u}")}),
+                            )
+                            .await?;
+                        client
+                            .post(
+                                &format!("/api/v1/tenants/{tenant}/members"),
+                                Some(&owner),
+                                json!({"email": email, "role": "member"}),
+                            )
+                            .await?;
+                        let login = client
+                            .post(
+                                "/api/v1/auth/login",
+                                None,
+                                json!({"email": email, "password": PASSWORD}),
+                            )
+                            .await?;
+                        Ok((
+                            t,
+                            login["access_token"].as_str().context("token")?.to_owned(),
+                        ))
+                    }
+                })
+            })
+            .collect(),
+    )
+    .await?;
+    println!(
+        "  seeded {} users in {} tenants in {:.1}s",
+        args.tenants * args.users,
+        args.tenants,
+        started.elapsed().as_secs_f64()
+    );
+    let mut tenants: Vec<Tenant> = owners
+        .into_iter()
+        .map(|(id, owner_token)| Tenant {
+            id,
+            owner_token,
+            member_tokens: Vec::new(),
+            projects: Vec::new(),
+        })
+        .collect();
+    for (t, token) in members {
+        tenants[t].member_tokens.push(token);
+    }
+    // Projects, spread evenly.
+    let started = Instant::now();
+    let per_tenant = args.projects / args.tenants.max(1);
+    let jobs: Vec<_> = tenants.iter().enumerate().flat_map(|(t, tenant)| {
+        let client = client.clone();
+        let (id, token) = (tenant.id.clone(), tenant.owner_token.clone());
+        (0..per_tenant).map(move |p| {
+            let (client, id, token) = (client.clone(), id.clone(), token.clone());
+            async move {
+                let body = client.post(&format!("/api/v1/tenants/{id}/projects"), Some(&token),
+                    json!({"name": format!("project {p}"), "description": "seeded by tenantry-bench"})).await?;
+                Ok((t, body["id"].as_str().context("project id")?.to_owned()))
+            }
+        })
+    }).collect();
+    let total = jobs.len();
+    for (t, project) in run_all(64, jobs).await? {
+        tenants[t].projects.push(project);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "  seeded {total} projects in {secs:.1}s ({:.0} creates/s through the API)",
+        total as f64 / secs
+    );
+    Ok(tenants)
+}
+
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_comm = stat.rsplit_once(") ").context("stat format")?.1;
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    let hz: f64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
+        .trim()
+        .parse()?;
+    Ok(ticks / hz)
+}
+
+/// Peak resident set size in MiB.
+fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("VmHWM")?;
+    let kib: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("VmHWM value")?
+        .parse()?;
+    Ok(kib / 1024.0)
+}
+
+fn parse_latency(value: &str) -> Option<f64> {
+    let (num, unit) = value.split_at(value.find(|c: char| c.is_alphabetic())?);
+    let num: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => num / 1000.0,
+        "ms" => num,
+        "s" => num * 1000.0,
+        _ => return None,
+    })
+}
+
+struct Measured {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    requests: f64,
+    errors: u64,
+}
+
+fn wrk(args: &Args, scenario: &str, data: &PathBuf, seconds: u64) -> anyhow::Result<Measured> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenario.lua");
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{}", args.connections),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(&args.url)
+        .env("BENCH_SCENARIO", scenario)
+        .env("BENCH_DATA", data)
+        .output()
+        .context("running wrk (install it: apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "wrk failed: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut m = Measured {
+        rps: 0.0,
+        p50: 0.0,
+        p99: 0.0,
+        requests: 0.0,
+        errors: 0,
+    };
+    for line in text.lines().map(str::trim) {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts.as_slice() {
+            ["50%", v] => m.p50 = parse_latency(v).unwrap_or(0.0),
+            ["99%", v] => m.p99 = parse_latency(v).unwrap_or(0.0),
+            ["Requests/sec:", v] => m.rps = v.parse().unwrap_or(0.0),
+            [n, "requests", "in", ..] => m.requests = n.parse().unwrap_or(0.0),
+            ["Non-2xx", "or", "3xx", "responses:", n] => m.errors = n.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    Ok(m)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let client = Arc::new(Client {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()?,
+        base: args.url.trim_end_matches('/').to_owned(),
+    });
+    let run = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis()
+    );
+    println!(
+        "== {} ({} tenants × {} users, {} projects)",
+        args.label, args.tenants, args.users, args.projects
+    );
+    let tenants = seed(client, &args, &run).await?;
+
+    let data = std::env::temp_dir().join(format!("tenantry-bench-{run}.txt"));
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut lines = String::new();
+    for tenant in &tenants {
+        for token in &tenant.member_tokens {
+            for _ in 0..20 {
+                let project = &tenant.projects[rng.next(tenant.projects.len())];
+                lines.push_str(&format!("{token} {} {project}\n", tenant.id));
+            }
+        }
+    }
+    std::fs::write(&data, lines)?;
+
+    println!(
+        "\n| backend | scenario | req/s | p50 ms | p99 ms | CPU s / 1k req | peak RSS MiB | non-2xx |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for (scenario, title) in [
+        ("me", "GET /users/me"),
+        ("read", "project by id"),
+        ("list", "list 20 projects"),
+        ("create", "create project"),
+    ] {
+        if !args.scenarios.iter().any(|s| s == scenario) {
+            continue;
+        }
+        wrk(&args, scenario, &data, 2)?; // warm-up
+        let cpu_before = cpu_seconds(args.pid)?;
+        let m = wrk(&args, scenario, &data, args.duration)?;
+        let cpu = cpu_seconds(args.pid)? - cpu_before;
+        println!(
+            "| {} | {title} | {:.0} | {:.2} | {:.2} | {:.3} | {:.0} | {} |",
+            args.label,
+            m.rps,
+            m.p50,
+            m.p99,
+            cpu / (m.requests / 1000.0).max(f64::MIN_POSITIVE),
+            peak_rss_mib(args.pid)?,
+            m.errors
+        );
+    }
+    std::fs::remove_file(&data).ok();
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! The `tenantry` binary as an operator uses it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpStream,
+    process::{Child, Command, Output, Stdio},
+};
+
+struct Env {
+    dir: tempfile::TempDir,
+    database_url: Option<String>,
+}
+
+impl Env {
+    fn sqlite() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            database_url: None,
+        }
+    }
+
+    async fn postgres(test: &str) -> Option<Self> {
+        let url = tenantry_testkit::fresh_postgres_database(test).await?;
+        Some(Self {
+            dir: tempfile::tempdir().unwrap(),
+            database_url: Some(url),
+        })
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantry"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TENANTRY_DATA_DIR", self.dir.path().join("data"))
+            .env("TENANTRY_BIND", "127.0.0.1:0")
+            .env("TENANTRY_LOG", "warn");
+        if let Some(url) = &self.database_url {
+            cmd.env("TENANTRY_DATABASE_URL", url);
+        }
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Starts `serve` and waits for its "listening on" line; returns the child and address.
+    fn serve(&self) -> (Child, String) {
+        let mut child = self
+            .command(&[])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                break rest.trim().to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        (child, addr)
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn migrations_round_trip(env: &Env) {
+    let status = env.run(&["migrate", "status"]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(stderr(&status).contains("pending"), "{}", stderr(&status));
+    let up = env.run(&["migrate", "up"]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert!(
+        stderr(&up).contains("applied 3 migration(s)"),
+        "{}",
+        stderr(&up)
+    );
+    let again = env.run(&["migrate", "up"]);
+    assert!(
+        stderr(&again).contains("applied 0 migration(s)"),
+        "{}",
+        stderr(&again)
+    );
+    let down = env.run(&["migrate", "down", "--to", "2026112210"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert!(stderr(&down).contains("[2026112220]"), "{}", stderr(&down));
+    let status = stderr(&env.run(&["migrate", "status"]));
+    let tenancy = status
+        .lines()
+        .find(|l| l.contains("tenancy_tenants"))
+        .unwrap();
+    assert!(tenancy.contains("pending"), "{status}");
+    let identity = status
+        .lines()
+        .find(|l| l.contains("identity_users"))
+        .unwrap();
+    assert!(identity.contains("applied"), "{status}");
+    let down_all = env.run(&["migrate", "down", "--to", "0"]);
+    assert!(down_all.status.success(), "{}", stderr(&down_all));
+    let up = env.run(&["migrate", "up"]);
+    assert!(
+        stderr(&up).contains("applied 3 migration(s)"),
+        "{}",
+        stderr(&up)
+    );
+}
+
+#[test]
+fn migrations_go_up_and_down_on_sqlite() {
+    migrations_round_trip(&Env::sqlite());
+}
+
+#[tokio::test]
+async fn migrations_go_up_and_down_on_postgres() {
+    let Some(env) = Env::postgres("cli_migrations").await else {
+        return;
+    };
+    tokio::task::spawn_blocking(move || migrations_round_trip(&env))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn openapi_prints_the_document() {
+    let out = Env::sqlite().run(&["openapi"]);
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert!(doc["paths"]["/api/v1/auth/login"].is_object());
+}
+
+#[test]
+fn unknown_configuration_keys_are_refused_by_name() {
+    let env = Env::sqlite();
+    let out = env
+        .command(&["migrate", "status"])
+        .env("TENANTRY_DATABSE_URL", "x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("databse_url"), "{}", stderr(&out));
+    let out = env
+        .command(&["migrate", "status"])
+        .env("TENANTRY_LOG", "info,[[")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("TENANTRY_LOG"), "{}", stderr(&out));
+    std::fs::write(
+        env.dir.path().join("tenantry.toml"),
+        "[http]\nbody_limit = 5\n",
+    )
+    .unwrap();
+    let out = env.run(&["migrate", "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("body_limit"), "{}", stderr(&out));
+}
+
+#[test]
+fn create_superuser_creates_then_promotes_and_validates() {
+    let env = Env::sqlite();
+    let bad = env.run(&[
+        "admin",
+        "create-superuser",
+        "--email",
+        "root",
+        "--password",
+        "correct horse battery",
+    ]);
+    assert!(!bad.status.success());
+    let weak = env.run(&[
+        "admin",
+        "create-superuser",
+        "--email",
+        "root@example.com",
+        "--password",
+        "password",
+    ]);
+    assert!(!weak.status.success());
+    let out = env.run(&[
+        "admin",
+        "create-superuser",
+        "--email",
+        "root@example.com",
+        "--password",
+        "correct horse battery",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("created platform administrator root@example.com"));
+    let again = env.run(&[
+        "admin",
+        "create-superuser",
+        "--email",
+        "ROOT@example.com",
+        "--password",
+        "another pass phrase",
+    ]);
+    assert!(
+        stderr(&again).contains("promoted existing account"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn serve_keeps_its_keys_and_stops_on_sigterm() {
+    let env = Env::sqlite();
+    let (mut first, addr) = env.serve();
+    let health = http_get(&addr, "/health");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let jwks = http_get(&addr, "/.well-known/jwks.json");
+    let kid = jwks
+        .split("\"kid\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    let status = first.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+
+    let (mut second, addr) = env.serve();
+    let jwks = http_get(&addr, "/.well-known/jwks.json");
+    assert!(
+        jwks.contains(&kid),
+        "signing key changed across restarts: {jwks}"
+    );
+    Command::new("kill")
+        .args(["-INT", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(second.wait().unwrap().success());
+}
