@@ -41,20 +41,31 @@ pub(crate) async fn begin(pool: &PgPool, context: Context) -> Result<Tx, DbError
     // One round trip: BEGIN, the role switch and the transaction-local setting travel as a
     // single simple query. Ids are typed UUIDs, so formatting them into SQL is injection-free.
     let statement = match context {
-        Context::Platform => return pool.begin().await.map(Tx::pg).map_err(map_error),
-        Context::Tenant(id) => format!(
+        Context::Platform => None,
+        Context::Tenant(id) => Some(format!(
             "BEGIN; SET LOCAL ROLE {APP_ROLE}; SELECT set_config('app.tenant_id', '{}', true)",
             id.as_uuid()
-        ),
-        Context::User(id) => format!(
+        )),
+        Context::User(id) => Some(format!(
             "BEGIN; SET LOCAL ROLE {APP_ROLE}; SELECT set_config('app.user_id', '{}', true)",
             id.as_uuid()
-        ),
+        )),
     };
-    pool.begin_with(sqlx::AssertSqlSafe(statement))
-        .await
-        .map(Tx::pg)
-        .map_err(map_error)
+    // sqlx 0.9.0's `begin` is not cancel-safe on PostgreSQL (transact-rs/sqlx#4393): dropped
+    // between sending BEGIN and reading its answer, it returns the connection to the pool
+    // inside an open transaction — here one running as the request role with another
+    // caller's tenant set. Running it to completion in its own task closes that window: if the
+    // caller has gone, the finished transaction is dropped there and rolled back normally.
+    let pool = pool.clone();
+    let begun = tokio::spawn(async move {
+        match statement {
+            None => pool.begin().await,
+            Some(statement) => pool.begin_with(sqlx::AssertSqlSafe(statement)).await,
+        }
+    })
+    .await
+    .map_err(|e| DbError::Other(anyhow!("transaction start task failed: {e}")))?;
+    begun.map(Tx::pg).map_err(map_error)
 }
 
 pub(crate) async fn execute_script(pool: &PgPool, sql: &str) -> Result<(), DbError> {

@@ -189,3 +189,9 @@ impl FromRow for String {
         row.string()
     }
 }
+
+impl<A: FromRow, B: FromRow> FromRow for (A, B) {
+    fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
+        Ok((A::from_row(row)?, B::from_row(row)?))
+    }
+}

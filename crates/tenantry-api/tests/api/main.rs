@@ -10,5 +10,6 @@ mod members;
 mod ops;
 mod projects;
 mod rls;
+mod sweep;
 mod tenants;
 mod users;

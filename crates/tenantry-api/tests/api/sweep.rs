@@ -1,0 +1,96 @@
+//! Walks every operation of `/openapi.json`: a secured operation without credentials answers
+//! 401, a tenant-scoped one called by someone outside the tenant answers 404, and anything
+//! reachable anonymously is on an explicit allow-list. A new route is covered automatically.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
+
+crate::backend_tests!(every_operation_is_guarded);
+
+/// Operations that are public by design.
+const PUBLIC: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/"),
+    ("GET", "/metrics"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/api/v1/permissions"),
+    ("POST", "/api/v1/auth/register"),
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/refresh"),
+    ("POST", "/api/v1/auth/guest"),
+];
+
+fn body_for(method: &Method) -> Option<Value> {
+    matches!(*method, Method::POST | Method::PATCH | Method::PUT).then(|| json!({}))
+}
+
+async fn every_operation_is_guarded(app: TestApp) {
+    let w = app.world().await;
+    let project = app.create_project(&w.tenant, &w.owner, "P").await;
+    let spec = app.get("/openapi.json", None).await.body;
+    let mut operations = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            operations += 1;
+            let concrete = path
+                .replace("{tenant_id}", &w.tenant)
+                .replace("{project_id}", &project)
+                .replace("{user_id}", &w.member.id)
+                .replace("{session_id}", "01a20000-0000-7000-8000-000000000000");
+            let secured = operation
+                .get("security")
+                .is_some_and(|s| !s.as_array().unwrap().is_empty());
+            let public = PUBLIC
+                .iter()
+                .any(|(m, p)| *m == method.as_str() && p == path);
+            assert!(
+                secured != public,
+                "{method} {path}: must either declare bearer security or be on the public list"
+            );
+            if public {
+                continue;
+            }
+            let anonymous = app
+                .request(method.clone(), &concrete, None, body_for(&method))
+                .await;
+            assert_eq!(
+                anonymous.status, 401,
+                "{method} {path} without credentials: {}",
+                anonymous.body
+            );
+            assert_eq!(anonymous.code(), "unauthenticated", "{method} {path}");
+            let garbage = app
+                .request(
+                    method.clone(),
+                    &concrete,
+                    Some("not-a-token"),
+                    body_for(&method),
+                )
+                .await;
+            assert_eq!(garbage.status, 401, "{method} {path} with a bad token");
+            if path.contains("{tenant_id}") {
+                let outsider = app
+                    .request(
+                        method.clone(),
+                        &concrete,
+                        Some(&w.outsider.token),
+                        body_for(&method),
+                    )
+                    .await;
+                assert_eq!(
+                    outsider.status, 404,
+                    "{method} {path} by an outsider: {}",
+                    outsider.body
+                );
+            }
+        }
+    }
+    assert!(
+        operations >= 30,
+        "only {operations} operations in the OpenAPI document"
+    );
+}
