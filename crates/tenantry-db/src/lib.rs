@@ -220,18 +220,8 @@ impl Db {
         scope: &TenantScope,
         statement: &S,
     ) -> Result<Vec<T>, DbError> {
-        match &*self.inner {
-            Pool::Sqlite(pool) => {
-                let (sql, values) = self.render(statement);
-                pool.read(&sql, &values, None).await
-            }
-            Pool::Postgres(_) => {
-                let mut tx = self.begin_tenant_read(scope).await?;
-                let rows = tx.fetch_all(statement).await?;
-                tx.commit().await?;
-                Ok(rows)
-            }
-        }
+        self.read_scoped(ReadScope::Tenant(scope), statement, None)
+            .await
     }
 
     /// Like [`Db::read_tenant_all`], for at most one row.
@@ -240,18 +230,10 @@ impl Db {
         scope: &TenantScope,
         statement: &S,
     ) -> Result<Option<T>, DbError> {
-        match &*self.inner {
-            Pool::Sqlite(pool) => {
-                let (sql, values) = self.render(statement);
-                Ok(pool.read(&sql, &values, Some(1)).await?.pop())
-            }
-            Pool::Postgres(_) => {
-                let mut tx = self.begin_tenant_read(scope).await?;
-                let row = tx.fetch_optional(statement).await?;
-                tx.commit().await?;
-                Ok(row)
-            }
-        }
+        Ok(self
+            .read_scoped(ReadScope::Tenant(scope), statement, Some(1))
+            .await?
+            .pop())
     }
 
     /// One read of what a user may see across tenants (see [`Db::begin_user`]).
@@ -260,15 +242,31 @@ impl Db {
         scope: &UserScope,
         statement: &S,
     ) -> Result<Vec<T>, DbError> {
+        self.read_scoped(ReadScope::User(scope), statement, None)
+            .await
+    }
+
+    async fn read_scoped<T: FromRow, S: QueryStatementWriter>(
+        &self,
+        scope: ReadScope<'_>,
+        statement: &S,
+        max_rows: Option<usize>,
+    ) -> Result<Vec<T>, DbError> {
         match &*self.inner {
             Pool::Sqlite(pool) => {
                 let (sql, values) = self.render(statement);
-                pool.read(&sql, &values, None).await
+                pool.read(&sql, &values, max_rows).await
             }
             Pool::Postgres(_) => {
-                let mut tx = self.begin_user(scope, false).await?;
-                let rows = tx.fetch_all(statement).await?;
+                let mut tx = match scope {
+                    ReadScope::Tenant(scope) => self.begin_tenant_read(scope).await?,
+                    ReadScope::User(scope) => self.begin_user(scope, false).await?,
+                };
+                let mut rows: Vec<T> = tx.fetch_all(statement).await?;
                 tx.commit().await?;
+                if let Some(max) = max_rows {
+                    rows.truncate(max);
+                }
                 Ok(rows)
             }
         }
@@ -300,6 +298,13 @@ impl UserScope {
     pub fn for_authenticated(user_id: UserId) -> Self {
         Self::new(user_id)
     }
+}
+
+/// Whose rows a single scoped read may see.
+#[derive(Clone, Copy)]
+enum ReadScope<'a> {
+    Tenant(&'a TenantScope),
+    User(&'a UserScope),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -220,27 +220,16 @@ async fn login_returns_tokens_and_tenants(app: TestApp) {
 
 async fn login_failures_do_not_reveal_whether_the_email_exists(app: TestApp) {
     app.register("known@example.com").await;
-    let wrong = app
-        .post(
+    let login = |email: &'static str, password: &'static str| {
+        app.post(
             "/api/v1/auth/login",
             None,
-            json!({"email": "known@example.com", "password": "wrong password!"}),
+            json!({"email": email, "password": password}),
         )
-        .await;
-    let unknown = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"email": "unknown@example.com", "password": "wrong password!"}),
-        )
-        .await;
-    let malformed = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"email": "nonsense", "password": "x"}),
-        )
-        .await;
+    };
+    let wrong = login("known@example.com", "wrong password!").await;
+    let unknown = login("unknown@example.com", "wrong password!").await;
+    let malformed = login("nonsense", "x").await;
     wrong.assert_problem(401, "invalid_credentials");
     assert_eq!(wrong.body, unknown.body);
     assert_eq!(wrong.body, malformed.body);
