@@ -188,14 +188,10 @@ impl Db {
         &self,
         statement: &S,
     ) -> Result<Option<T>, DbError> {
-        let (sql, values) = self.render(statement);
-        match &*self.inner {
-            Pool::Sqlite(pool) => Ok(pool.read(&sql, &values, Some(1)).await?.pop()),
-            Pool::Postgres(pool) => {
-                let mut conn = pool.acquire().await.map_err(postgres::map_error)?;
-                postgres::fetch_optional(&mut conn, sql, values).await
-            }
-        }
+        Ok(self
+            .read_scoped(ReadScope::Platform, statement, Some(1))
+            .await?
+            .pop())
     }
 
     /// Like [`Db::read_optional`], for many rows.
@@ -203,14 +199,7 @@ impl Db {
         &self,
         statement: &S,
     ) -> Result<Vec<T>, DbError> {
-        let (sql, values) = self.render(statement);
-        match &*self.inner {
-            Pool::Sqlite(pool) => pool.read(&sql, &values, None).await,
-            Pool::Postgres(pool) => {
-                let mut conn = pool.acquire().await.map_err(postgres::map_error)?;
-                postgres::fetch(&mut conn, sql, values).await
-            }
-        }
+        self.read_scoped(ReadScope::Platform, statement, None).await
     }
 
     /// One read confined to a tenant. SQLite runs it as a single autocommit statement (no
@@ -257,13 +246,25 @@ impl Db {
                 let (sql, values) = self.render(statement);
                 pool.read(&sql, &values, max_rows).await
             }
-            Pool::Postgres(_) => {
-                let mut tx = match scope {
-                    ReadScope::Tenant(scope) => self.begin_tenant_read(scope).await?,
-                    ReadScope::User(scope) => self.begin_user(scope, false).await?,
+            Pool::Postgres(pool) => {
+                let scoped = match scope {
+                    ReadScope::Platform => None,
+                    ReadScope::Tenant(scope) => Some(self.begin_tenant_read(scope).await?),
+                    ReadScope::User(scope) => Some(self.begin_user(scope, false).await?),
                 };
-                let mut rows: Vec<T> = tx.fetch_all(statement).await?;
-                tx.commit().await?;
+                let mut rows: Vec<T> = match scoped {
+                    // Autocommit: no tenant or user context is needed, so no transaction.
+                    None => {
+                        let (sql, values) = self.render(statement);
+                        let mut conn = pool.acquire().await.map_err(postgres::map_error)?;
+                        postgres::fetch(&mut conn, sql, values).await?
+                    }
+                    Some(mut tx) => {
+                        let rows = tx.fetch_all(statement).await?;
+                        tx.commit().await?;
+                        rows
+                    }
+                };
                 if let Some(max) = max_rows {
                     rows.truncate(max);
                 }
@@ -300,9 +301,11 @@ impl UserScope {
     }
 }
 
-/// Whose rows a single scoped read may see.
+/// Whose rows a single read may see.
 #[derive(Clone, Copy)]
 enum ReadScope<'a> {
+    /// Platform tables only (no tenant or user set; tenant tables show no rows).
+    Platform,
     Tenant(&'a TenantScope),
     User(&'a UserScope),
 }

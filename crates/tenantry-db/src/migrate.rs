@@ -102,6 +102,16 @@ pub const POSTGRES_CURRENT_USER: &str = "NULLIF(current_setting('app.user_id', t
 
 const LEDGER: &str = "schema_migrations";
 
+/// PostgreSQL: serialises migrators (several servers starting at once, or `migrate` beside
+/// them) for the rest of the transaction. SQLite already admits one writer.
+async fn lock_ledger(tx: &mut crate::Tx) -> Result<(), DbError> {
+    if tx.backend() == Backend::Postgres {
+        tx.execute_script("SELECT pg_advisory_xact_lock(7234001)")
+            .await?;
+    }
+    Ok(())
+}
+
 /// A migration and whether (and when) it was applied.
 #[derive(Debug, Clone)]
 pub struct MigrationStatus {
@@ -206,27 +216,15 @@ impl Migrator {
     /// Applies every pending migration in version order; returns the versions applied.
     pub async fn up(&self, db: &Db) -> anyhow::Result<Vec<i64>> {
         let applied = self.applied(db).await?;
-        if let Some(newer) = applied
-            .iter()
-            .find(|a| !self.migrations.iter().any(|m| m.version == a.version))
-        {
-            bail!(
-                "the database has migration {} ({}) that this binary does not know; \
-                 it was migrated by a newer Tenantry",
-                newer.version,
-                newer.name
-            );
-        }
+        self.refuse_unknown(&applied)?;
         let mut done = Vec::new();
         for migration in &self.migrations {
             if applied.iter().any(|a| a.version == migration.version) {
                 continue;
             }
             let mut tx = db.begin_write().await?;
+            lock_ledger(&mut tx).await?;
             if db.backend() == Backend::Postgres {
-                // Serialises concurrent migrators (several servers starting at once).
-                tx.execute_script("SELECT pg_advisory_xact_lock(7234001)")
-                    .await?;
                 let again: Option<i64> = tx
                     .fetch_optional(
                         Query::select()
@@ -271,8 +269,13 @@ impl Migrator {
 
     /// Fails unless every migration of this binary is applied and none unknown to it is.
     pub async fn ensure_current(&self, db: &Db) -> anyhow::Result<()> {
-        let status = self.status(db).await?;
-        if let Some(pending) = status.iter().find(|s| s.applied_at.is_none()) {
+        let applied = self.applied(db).await?;
+        self.refuse_unknown(&applied)?;
+        if let Some(pending) = self
+            .migrations
+            .iter()
+            .find(|m| !applied.iter().any(|a| a.version == m.version))
+        {
             bail!(
                 "the database schema is behind this binary (migration {} {} is pending); \
                  run `tenantry migrate up` or enable database.migrate_on_start",
@@ -280,13 +283,20 @@ impl Migrator {
                 pending.name
             );
         }
-        if let Some(unknown) = status
+        Ok(())
+    }
+
+    /// Refuses a database that records a migration this binary does not know.
+    fn refuse_unknown(&self, applied: &[Applied]) -> anyhow::Result<()> {
+        if let Some(newer) = applied
             .iter()
-            .find(|s| !self.migrations.iter().any(|m| m.version == s.version))
+            .find(|a| !self.migrations.iter().any(|m| m.version == a.version))
         {
             bail!(
-                "the database has migration {} that this binary does not know; it was migrated by a newer Tenantry",
-                unknown.version
+                "the database has migration {} ({}) that this binary does not know; \
+                 it was migrated by a newer Tenantry",
+                newer.version,
+                newer.name
             );
         }
         Ok(())
@@ -308,10 +318,7 @@ impl Migrator {
                     )
                 })?;
             let mut tx = db.begin_write().await?;
-            if db.backend() == Backend::Postgres {
-                tx.execute_script("SELECT pg_advisory_xact_lock(7234001)")
-                    .await?;
-            }
+            lock_ledger(&mut tx).await?;
             for statement in (migration.down)(db.backend()) {
                 tx.execute_script(&statement).await.with_context(|| {
                     format!(

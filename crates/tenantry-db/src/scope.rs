@@ -1,6 +1,6 @@
 //! Capabilities that open tenant- or user-confined transactions.
 
-use tenantry_core::{Permission, Problem, TenantId, UserId, permission::PermissionSet};
+use tenantry_core::{Permission, TenantId, UserId, permission::PermissionSet};
 
 /// Where a tenant's rows live. Every tenant is in the shared pool today; a silo placement
 /// (own database) will add a variant here without touching services.
@@ -70,15 +70,6 @@ impl TenantScope {
 
     pub fn can(&self, permission: Permission) -> bool {
         self.permissions.contains(permission)
-    }
-
-    /// 403 unless the scope grants `permission`.
-    pub fn require(&self, permission: Permission) -> Result<(), Problem> {
-        if self.can(permission) {
-            Ok(())
-        } else {
-            Err(Problem::forbidden().with_detail(format!("requires permission {permission}")))
-        }
     }
 }
 

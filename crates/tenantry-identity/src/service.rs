@@ -100,10 +100,6 @@ impl Identity {
         self.keys.jwks()
     }
 
-    pub fn hasher(&self) -> &PasswordHasher {
-        &self.hasher
-    }
-
     /// Hashes a new password (do this before opening the transaction that stores it).
     pub async fn hash_password(&self, password: &Password) -> Result<String, IdentityError> {
         Ok(self.hasher.hash(password.expose()).await?)

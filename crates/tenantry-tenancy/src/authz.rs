@@ -2,7 +2,7 @@
 //!
 //! A scope is issued when the caller is a member of a live tenant; it carries the
 //! permissions of their role there. Permission checks on individual operations happen in
-//! the services (`scope.require(…)`), so every entry point gets them.
+//! the services (`tenants::require(scope, …)`), so every entry point gets them.
 
 use sea_query::{Expr, ExprTrait, Query};
 use tenantry_core::{SystemRole, TenantId, UserId};

@@ -27,11 +27,14 @@ pub use tenants::{
     update_tenant,
 };
 
-use tenantry_core::SystemRole;
+use tenantry_core::{Permission, SystemRole};
+use tenantry_db::TenantScope;
 
-/// The roles a tenant offers (system roles today; custom roles join them later).
-pub fn roles() -> Vec<RoleView> {
-    SystemRole::ALL.into_iter().map(RoleView::from).collect()
+/// The roles the scope's tenant offers (`roles:read`; system roles today, custom roles join
+/// them later).
+pub fn list_roles(scope: &TenantScope) -> Result<Vec<RoleView>, TenancyError> {
+    tenants::require(scope, Permission::RolesRead)?;
+    Ok(SystemRole::ALL.into_iter().map(RoleView::from).collect())
 }
 
 #[cfg(test)]

@@ -147,9 +147,8 @@ pub struct RoleList {
     responses((status = 200, body = RoleList), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn list_roles(ctx: TenantCtx) -> Result<Json<RoleList>, Problem> {
-    ctx.scope.require(Permission::RolesRead)?;
     Ok(Json(RoleList {
-        items: tenantry_tenancy::roles(),
+        items: tenantry_tenancy::list_roles(&ctx.scope)?,
     }))
 }
 
