@@ -11,9 +11,12 @@
 #   TENANTRY_TEST_DATABASE_URL    superuser URL of an existing PostgreSQL server to create the
 #                                 per-test databases on (they are not dropped afterwards)
 #   TENANTRY_TEST_SHARED_PG=0     do not start the shared throw-away cluster (see below)
+#   TENANTRY_TEST_SMTP_URL / TENANTRY_TEST_SMTP_DIR
+#                                 an SMTP server for the mail tests and the directory where it
+#                                 stores messages (default: one started here, scripts/lib/smtp_sink.py)
 #
-# What it installs, only when missing: the PostgreSQL server binaries (apt-get) and the rustfmt /
-# clippy components (rustup). cargo-nextest is used when installed, `cargo test` otherwise.
+# What it installs, only when missing: the PostgreSQL server binaries (apt-get), the rustfmt /
+# clippy components (rustup) and aiosmtpd (PyPI, into a virtual environment under target/). cargo-nextest is used when installed, `cargo test` otherwise.
 #
 # Unless TENANTRY_TEST_DATABASE_URL is set, one throw-away PostgreSQL cluster is started for the
 # whole run and exported as TENANTRY_TEST_DATABASE_URL, so that test processes (nextest runs one
@@ -26,6 +29,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # shellcheck source=lib/postgres.sh
 . "scripts/lib/postgres.sh"
+# shellcheck source=lib/smtp.sh
+. "scripts/lib/smtp.sh"
 
 ensure_rust_component() { # <cargo subcommand> <rustup component>
     if ! cargo "$1" --version >/dev/null 2>&1; then
@@ -66,6 +71,10 @@ fi
 
 step "Starting PostgreSQL for the tests"
 start_shared_postgres
+
+step "Starting the SMTP server for the tests"
+start_smtp_sink || warn "no shared SMTP server; mail tests start their own or skip"
+trap 'stop_smtp_sink; stop_shared_postgres' EXIT
 
 status=0
 if [ "$RUNNER" = nextest ]; then

@@ -4,6 +4,7 @@
 //! binary and the integration tests both start Tenantry through it.
 
 pub mod extract;
+mod limits;
 mod middleware;
 mod routes;
 
@@ -23,12 +24,13 @@ use axum::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret;
-use tenantry_core::{Email, Password, Problem, config::Config};
+use tenantry_core::{Email, Password, Problem, config::Config, crypto::MasterKey};
 use tenantry_db::{
     Db,
     migrate::{Migration, Migrator},
 };
 use tenantry_identity::Identity;
+use tenantry_notify::Mailer;
 use tokio::net::TcpListener;
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -53,6 +55,7 @@ pub struct Shared {
     pub identity: Identity,
     pub config: Config,
     pub metrics: PrometheusHandle,
+    pub limits: limits::Limits,
 }
 
 impl std::ops::Deref for AppState {
@@ -66,6 +69,7 @@ impl std::ops::Deref for AppState {
 pub fn migrations() -> Vec<Migration> {
     [
         tenantry_db::migrations::MIGRATIONS,
+        tenantry_notify::migrations::MIGRATIONS,
         tenantry_identity::migrations::MIGRATIONS,
         tenantry_tenancy::migrations::MIGRATIONS,
     ]
@@ -115,7 +119,10 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::ops::router())
         .merge(routes::auth::router())
+        .merge(routes::recovery::router())
         .merge(routes::users::router())
+        .merge(routes::account::router())
+        .merge(routes::mfa::router())
         .merge(routes::tenants::router())
         .merge(routes::members::router())
         .merge(routes::projects::router())
@@ -238,14 +245,28 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     } else {
         migrator.ensure_current(&db).await?;
     }
-    let identity = Identity::new(db.clone(), &config).await?;
+    let identity = identity(&db, &config).await?;
     bootstrap_admin(&identity, &config).await?;
     Ok(AppState(Arc::new(Shared {
         db,
         identity,
+        limits: limits::Limits::new(&config.rate_limits),
         config,
         metrics: metrics_handle()?,
     })))
+}
+
+/// The identity service with its data key and mailer (also used by the CLI).
+pub async fn identity(db: &Db, config: &Config) -> anyhow::Result<Identity> {
+    if config.secret_key.is_none() && db.backend() == tenantry_db::Backend::Postgres {
+        tracing::warn!(
+            "TENANTRY_SECRET_KEY is not set: using the key file under the data directory; \
+             every node must use the same key, so configure it explicitly in production"
+        );
+    }
+    let key = MasterKey::load_or_create(config)?;
+    let mailer = Mailer::new(db.clone(), config, key.clone())?;
+    Identity::new(db.clone(), config, key, mailer).await
 }
 
 async fn bootstrap_admin(identity: &Identity, config: &Config) -> anyhow::Result<()> {
@@ -283,6 +304,34 @@ async fn bootstrap_admin(identity: &Identity, config: &Config) -> anyhow::Result
     Ok(())
 }
 
+/// Periodic upkeep of in-memory state (rate-limiter keys of idle clients).
+fn spawn_housekeeping(
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::pin!(shutdown);
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = every.tick() => state.limits.shrink(),
+            }
+        }
+    })
+}
+
+/// Background tasks that end with the server, however it ends.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
 /// A built server, bound and ready to accept connections.
 #[derive(Debug)]
 pub struct Application {
@@ -315,12 +364,24 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.state.config.http.shutdown_grace_secs);
+        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let mail_worker = self
+            .state
+            .identity
+            .mailer()
+            .spawn_worker(stopped(stopping.clone()));
+        let housekeeping = spawn_housekeeping(self.state.clone(), stopped(stopping.clone()));
         let app = router(self.state);
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
+            let _ = stopping_tx.send(true);
             let _ = stopped_tx.send(());
         };
+        let _background = AbortOnDrop(vec![mail_worker, housekeeping]);
         let server = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

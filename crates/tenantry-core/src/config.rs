@@ -25,6 +25,15 @@ pub struct Config {
     /// First platform administrator, created at start when no administrator exists.
     pub bootstrap_admin_email: Option<String>,
     pub bootstrap_admin_password: Option<SecretString>,
+    /// Base64 of 32 random bytes that encrypts secrets at rest (TOTP secrets, queued mail)
+    /// and keys MACs. Unset: generated once into `<data_dir>/secret.key`.
+    pub secret_key: Option<SecretString>,
+    /// `smtp://user:pass@host:port` (STARTTLS when offered), `smtp://…?tls=required`,
+    /// `smtps://…` (implicit TLS) or `smtp://…?tls=none`. Unset: messages are written
+    /// under `<data_dir>/mail/`.
+    pub smtp_url: Option<SecretString>,
+    pub mail: MailConfig,
+    pub rate_limits: RateLimitConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub http: HttpConfig,
@@ -41,6 +50,10 @@ impl Default for Config {
             log_format: LogFormat::Json,
             bootstrap_admin_email: None,
             bootstrap_admin_password: None,
+            secret_key: None,
+            smtp_url: None,
+            mail: MailConfig::default(),
+            rate_limits: RateLimitConfig::default(),
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
@@ -53,6 +66,60 @@ impl Default for Config {
 pub enum LogFormat {
     Json,
     Text,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// Sender of every message (`Name <address>` or an address).
+    pub from: String,
+    /// Directory with `<template>.subject`, `<template>.txt` and `<template>.html` files that
+    /// replace the built-in templates of the same name (minijinja syntax).
+    pub templates_dir: Option<PathBuf>,
+    /// Attempts per message before it is marked failed (retries back off exponentially).
+    pub max_attempts: u32,
+    /// Seconds an SMTP exchange may take before the attempt counts as failed.
+    pub send_timeout_secs: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            from: "Tenantry <no-reply@tenantry.invalid>".to_owned(),
+            templates_dir: None,
+            max_attempts: 8,
+            send_timeout_secs: 30,
+        }
+    }
+}
+
+/// Per-client-IP limits of the unauthenticated identity endpoints (0 = unlimited). Failed
+/// logins are additionally throttled per account, independently of these.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// `POST /auth/login` attempts per IP per minute.
+    pub login_per_minute: u32,
+    /// `POST /auth/register` per IP per hour.
+    pub register_per_hour: u32,
+    /// `POST /auth/forgot-password` and `POST /auth/reset-password` per IP per hour.
+    pub password_reset_per_hour: u32,
+    /// `POST /auth/guest` per IP per hour.
+    pub guest_per_hour: u32,
+    /// `POST /auth/verify-email` and `POST /auth/refresh` per IP per minute.
+    pub token_per_minute: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            login_per_minute: 30,
+            register_per_hour: 30,
+            password_reset_per_hour: 20,
+            guest_per_hour: 60,
+            token_per_minute: 600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -147,6 +214,15 @@ impl Config {
                 self.data_dir.join("tenantry.db").display()
             )),
         }
+    }
+
+    /// Base of links in e-mails: `public_url`, else the listening address.
+    pub fn effective_public_url(&self) -> String {
+        let url = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.bind));
+        url.trim_end_matches('/').to_owned()
     }
 
     pub fn effective_issuer(&self) -> String {

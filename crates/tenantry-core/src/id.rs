@@ -50,6 +50,12 @@ macro_rules! typed_id {
             }
         }
 
+        impl sea_query_value::Nullable for $name {
+            fn null() -> sea_query_value::Value {
+                <uuid::Uuid as sea_query_value::Nullable>::null()
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 fmt::Display::fmt(&self.0, f)
@@ -86,7 +92,7 @@ macro_rules! typed_id {
 // sea-query's `Value` is re-exported under a private alias so this crate does not need the
 // query builder itself, only its value type (which `tenantry-db` binds to both drivers).
 mod sea_query_value {
-    pub use sea_query::Value;
+    pub use sea_query::{Nullable, Value};
 }
 
 typed_id!(

@@ -4,6 +4,7 @@
 //! Nothing here touches I/O; every other crate depends on this one.
 
 pub mod config;
+pub mod crypto;
 pub mod id;
 pub mod page;
 pub mod permission;

@@ -99,10 +99,12 @@ macro_rules! constructors {
 
 constructors! {
     malformed => (BAD_REQUEST, "malformed_request", "Malformed request");
+    link_invalid => (BAD_REQUEST, "link_invalid", "The link is invalid, already used or expired");
     unauthenticated => (UNAUTHORIZED, "unauthenticated", "Authentication required");
     invalid_credentials => (UNAUTHORIZED, "invalid_credentials", "Invalid credentials");
     invalid_token => (UNAUTHORIZED, "invalid_token", "Invalid or expired token");
     mfa_required => (UNAUTHORIZED, "mfa_required", "Multi-factor code required");
+    mfa_invalid => (UNAUTHORIZED, "mfa_invalid", "Invalid multi-factor code");
     forbidden => (FORBIDDEN, "forbidden", "Not permitted");
     tenant_suspended => (FORBIDDEN, "tenant_suspended", "Tenant suspended");
     not_found => (NOT_FOUND, "not_found", "Not found");

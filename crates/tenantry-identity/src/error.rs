@@ -12,6 +12,31 @@ pub enum IdentityError {
     /// Missing, malformed, expired, revoked or reused token.
     #[error("invalid token")]
     InvalidToken,
+    /// A mailed link token that is unknown, used or expired.
+    #[error("invalid link")]
+    LinkInvalid,
+    /// Password correct, second factor missing.
+    #[error("multi-factor code required")]
+    MfaRequired,
+    #[error("invalid multi-factor code")]
+    MfaInvalid,
+    /// A TOTP or recovery code given to an MFA management call is wrong.
+    #[error("invalid code")]
+    InvalidCode,
+    #[error("multi-factor authentication is already enabled")]
+    MfaAlreadyEnabled,
+    #[error("multi-factor authentication is not enabled")]
+    MfaNotEnabled,
+    #[error("no multi-factor enrolment is pending")]
+    MfaNotPending,
+    /// The current password given to a password change is wrong.
+    #[error("wrong current password")]
+    WrongPassword,
+    /// Guests and accounts of external identity providers have no password here.
+    #[error("the account has no password")]
+    NoPassword,
+    #[error("too many failed attempts")]
+    Throttled { retry_after_secs: u64 },
     #[error("session not found")]
     SessionNotFound,
     #[error("user not found")]
@@ -30,6 +55,28 @@ impl From<IdentityError> for Problem {
                 .with_field("email", "is already registered"),
             IdentityError::InvalidCredentials => Problem::invalid_credentials(),
             IdentityError::InvalidToken => Problem::invalid_token(),
+            IdentityError::LinkInvalid => Problem::link_invalid(),
+            IdentityError::MfaRequired => Problem::mfa_required()
+                .with_detail("this account uses two-step verification: send mfa_code"),
+            IdentityError::MfaInvalid => Problem::mfa_invalid(),
+            IdentityError::InvalidCode => {
+                Problem::validation_failed().with_field("code", "is not a valid current code")
+            }
+            IdentityError::MfaAlreadyEnabled => Problem::conflict()
+                .with_detail("two-step verification is already enabled; disable it first"),
+            IdentityError::MfaNotEnabled => {
+                Problem::conflict().with_detail("two-step verification is not enabled")
+            }
+            IdentityError::MfaNotPending => Problem::conflict()
+                .with_detail("start enrolment with POST /api/v1/users/me/mfa/totp first"),
+            IdentityError::WrongPassword => Problem::validation_failed()
+                .with_field("current_password", "is not your current password"),
+            IdentityError::NoPassword => Problem::conflict().with_detail(
+                "this account signs in without a password (guest or external provider)",
+            ),
+            IdentityError::Throttled { retry_after_secs } => Problem::rate_limited()
+                .with_detail("too many failed attempts; try again later")
+                .with_retry_after(retry_after_secs),
             IdentityError::SessionNotFound | IdentityError::UserNotFound => Problem::not_found(),
             IdentityError::Db(e) => e.into(),
             IdentityError::Internal(e) => Problem::internal_error(&e),

@@ -1,17 +1,24 @@
-//! Identity: user accounts, passwords, sessions, access and refresh tokens, signing keys.
+//! Identity: user accounts, passwords, sessions, access and refresh tokens, signing keys,
+//! e-mail verification and password recovery, TOTP, login throttling and security events.
 
 mod error;
 mod keys;
+mod mfa;
 pub mod migrations;
 mod model;
 mod password;
+mod recovery;
+mod security;
 mod service;
 mod sessions;
+mod throttle;
 mod tokens;
 
 pub use error::IdentityError;
 pub use keys::KeyRing;
+pub use mfa::{RECOVERY_CODES, TotpEnrollment};
 pub use model::{SessionView, User, UserStatus, UserView};
 pub use password::PasswordHasher;
+pub use security::{SecurityEvent, SecurityEventKind};
 pub use service::{Authenticated, ClientInfo, Identity, NewUser, ProfileChange, TokenPair};
 pub use tokens::{REFRESH_PREFIX, TokenSettings};

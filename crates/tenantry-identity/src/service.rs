@@ -5,11 +5,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use rand::Rng;
 use sea_query::{Expr, ExprTrait, Query};
-use tenantry_core::{Email, Password, PersonName, SessionId, UserId, config::Config};
+use tenantry_core::{
+    Email, Password, PersonName, SessionId, UserId, config::Config, crypto::MasterKey,
+};
 use tenantry_db::{Db, FromRow, Tx};
+use tenantry_notify::Mailer;
 
 use crate::{
     IdentityError, KeyRing, PasswordHasher, User, UserStatus,
+    security::{SecurityEventKind, record},
     tokens::{self, TokenSettings},
 };
 
@@ -62,6 +66,10 @@ pub struct Identity {
     pub(crate) verified: Arc<tokens::VerifiedTokens>,
     pub(crate) refresh_ttl_secs: i64,
     pub(crate) guest_ttl_secs: i64,
+    pub(crate) key: MasterKey,
+    pub(crate) mailer: Mailer,
+    /// Base of links in e-mails (no trailing slash).
+    pub(crate) public_url: Arc<str>,
 }
 
 fn secs(value: u64) -> i64 {
@@ -70,7 +78,12 @@ fn secs(value: u64) -> i64 {
 
 impl Identity {
     /// Loads (or on first start generates) the signing keys.
-    pub async fn new(db: Db, config: &Config) -> anyhow::Result<Self> {
+    pub async fn new(
+        db: Db,
+        config: &Config,
+        key: MasterKey,
+        mailer: Mailer,
+    ) -> anyhow::Result<Self> {
         let keys = KeyRing::load_or_create(&db).await?;
         let auth = &config.auth;
         Ok(Self {
@@ -89,7 +102,14 @@ impl Identity {
             verified: Arc::new(tokens::VerifiedTokens::new(50_000)),
             refresh_ttl_secs: secs(auth.refresh_token_ttl_secs),
             guest_ttl_secs: secs(auth.guest_ttl_secs),
+            key,
+            mailer,
+            public_url: config.effective_public_url().into(),
         })
+    }
+
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
     }
 
     pub fn db(&self) -> &Db {
@@ -167,18 +187,20 @@ impl Identity {
         let hash = self.hash_password(&new.password).await?;
         let mut tx = self.db.begin_write().await?;
         let user = Self::insert_user(&mut tx, &new, hash, false).await?;
+        self.queue_verification(&mut tx, &user).await?;
         tx.commit().await?;
+        self.mailer.wake();
         tracing::info!(user_id = %user.id, "user registered");
         Ok(user)
     }
 
-    /// The active account these credentials belong to, if they are right. Unknown e-mail,
-    /// wrong password and disabled accounts cost the same work and all answer `None`.
-    pub async fn check_credentials(
+    /// The account with this e-mail (if any) and whether `password` is its password.
+    /// Unknown e-mail and wrong password cost the same work.
+    async fn verify_password(
         &self,
         email: &str,
         password: &str,
-    ) -> Result<Option<User>, IdentityError> {
+    ) -> Result<(Option<User>, bool), IdentityError> {
         let email = Email::parse(email).ok();
         let found: Option<UserWithHash> = match &email {
             Some(email) => {
@@ -196,27 +218,101 @@ impl Identity {
         };
         let stored_hash = found.as_ref().and_then(|u| u.password_hash.as_deref());
         let matches = self.hasher.verify(password, stored_hash).await?;
-        Ok(found
-            .map(|u| u.user)
-            .filter(|user| matches && user.status == UserStatus::Active))
+        Ok((found.map(|u| u.user), matches))
     }
 
-    /// Verifies e-mail and password and opens a session (see [`Identity::check_credentials`]).
+    /// The active account these credentials belong to, if they are right. Unknown e-mail,
+    /// wrong password and disabled accounts cost the same work and all answer `None`.
+    /// (No throttling and no second factor: for operator tooling, not for sign-in.)
+    pub async fn check_credentials(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<User>, IdentityError> {
+        let (found, matches) = self.verify_password(email, password).await?;
+        Ok(found.filter(|user| matches && user.status == UserStatus::Active))
+    }
+
+    /// Signs in with e-mail, password and (for accounts with two-step verification) a TOTP
+    /// or recovery code, and opens a session. Failures are throttled per address (see
+    /// `throttle`) and recorded as security events.
     pub async fn login(
         &self,
         email: &str,
         password: &str,
+        mfa_code: Option<&str>,
         client: &ClientInfo,
     ) -> Result<(User, TokenPair), IdentityError> {
-        let Some(user) = self.check_credentials(email, password).await? else {
-            tracing::warn!(event = "login_failed", "login failed");
-            return Err(IdentityError::InvalidCredentials);
+        let key = self.throttle_key(email);
+        if let Some(secs) = self.throttled_for(&key).await? {
+            return Err(IdentityError::Throttled {
+                retry_after_secs: secs,
+            });
+        }
+        let (found, matches) = self.verify_password(email, password).await?;
+        let user = match found {
+            Some(user) if matches && user.status == UserStatus::Active => user,
+            found => {
+                self.login_failed(
+                    &key,
+                    found.map(|u| u.id),
+                    SecurityEventKind::LoginFailed,
+                    client,
+                )
+                .await?;
+                return Err(IdentityError::InvalidCredentials);
+            }
         };
+        if user.mfa_enabled {
+            let Some(code) = mfa_code.filter(|c| !c.trim().is_empty()) else {
+                return Err(IdentityError::MfaRequired);
+            };
+            let mut tx = self.db.begin_write().await?;
+            let ok = self
+                .check_second_factor(&mut tx, user.id, code, client)
+                .await?;
+            tx.commit().await?;
+            if !ok {
+                self.login_failed(&key, Some(user.id), SecurityEventKind::MfaFailed, client)
+                    .await?;
+                return Err(IdentityError::MfaInvalid);
+            }
+        }
+        self.throttle_success(&key).await?;
         let tokens = self
             .open_session(user.id, client, self.refresh_ttl_secs)
             .await?;
         tracing::info!(user_id = %user.id, session_id = %tokens.session_id, "login");
         Ok((user, tokens))
+    }
+
+    async fn login_failed(
+        &self,
+        key: &crate::throttle::ThrottleKey,
+        user_id: Option<UserId>,
+        kind: SecurityEventKind,
+        client: &ClientInfo,
+    ) -> Result<(), IdentityError> {
+        let mut tx = self.db.begin_write().await?;
+        let locked = Self::throttle_failure(&mut tx, key).await?;
+        // Failures against unknown addresses are throttled but not recorded: there is no
+        // account to attach them to, and the address itself is not kept.
+        if user_id.is_some() {
+            record(&mut tx, user_id, kind, client, serde_json::json!({})).await?;
+            if let Some(secs) = locked {
+                record(
+                    &mut tx,
+                    user_id,
+                    SecurityEventKind::LoginLocked,
+                    client,
+                    serde_json::json!({ "locked_for_secs": secs }),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        tracing::warn!(event = "login_failed", locked_for_secs = ?locked, "login failed");
+        Ok(())
     }
 
     /// A short-lived anonymous account with its own session.
@@ -283,6 +379,24 @@ impl Identity {
             user,
             session_id: claims.session_id,
         })
+    }
+
+    pub(crate) async fn user_with_hash(
+        &self,
+        id: UserId,
+    ) -> Result<(User, Option<String>), IdentityError> {
+        let found: UserWithHash = self
+            .db
+            .read_optional(
+                Query::select()
+                    .columns(User::COLUMNS)
+                    .column("password_hash")
+                    .from("users")
+                    .and_where(Expr::col("id").eq(id)),
+            )
+            .await?
+            .ok_or(IdentityError::UserNotFound)?;
+        Ok((found.user, found.password_hash))
     }
 
     pub async fn user(&self, id: UserId) -> Result<User, IdentityError> {
@@ -386,9 +500,9 @@ impl Identity {
     }
 }
 
-struct UserWithHash {
-    user: User,
-    password_hash: Option<String>,
+pub(crate) struct UserWithHash {
+    pub user: User,
+    pub password_hash: Option<String>,
 }
 
 impl FromRow for UserWithHash {

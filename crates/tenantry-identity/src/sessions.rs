@@ -73,6 +73,26 @@ async fn revoke(tx: &mut Tx, session_id: SessionId, reason: &str) -> Result<u64,
     .await
 }
 
+/// Revokes every live session of `user_id` except `keep`.
+pub(crate) async fn revoke_all(
+    tx: &mut Tx,
+    user_id: UserId,
+    keep: Option<SessionId>,
+    reason: &str,
+) -> Result<u64, DbError> {
+    let mut update = Query::update();
+    update
+        .table("sessions")
+        .value("revoked_at", tenantry_core::now())
+        .value("revoked_reason", reason)
+        .and_where(Expr::col("user_id").eq(user_id))
+        .and_where(Expr::col("revoked_at").is_null());
+    if let Some(keep) = keep {
+        update.and_where(Expr::col("id").ne(keep));
+    }
+    tx.execute(&update).await
+}
+
 impl Identity {
     pub(crate) async fn open_session(
         &self,

@@ -153,6 +153,15 @@ pub fn new_refresh_token() -> (String, Vec<u8>) {
     (token, digest)
 }
 
+/// A fresh one-time link token (e-mail verification, password reset) and its digest.
+pub fn new_link_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let digest = digest(&token);
+    (token, digest)
+}
+
 /// SHA-256 of a high-entropy token. A slow hash adds nothing for 256 random bits, and a
 /// digest lookup by unique index avoids comparing secrets in application code at all.
 pub fn digest(token: &str) -> Vec<u8> {

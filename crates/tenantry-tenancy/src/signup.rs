@@ -35,7 +35,9 @@ pub async fn register(
             }
             _ => None,
         };
+        identity.queue_verification(&mut tx, &user).await?;
         tx.commit().await?;
+        identity.mailer().wake();
         tracing::info!(user_id = %user.id, tenant_id = ?tenant.as_ref().map(|t| t.id), "user registered");
         return Ok((user, tenant));
     }

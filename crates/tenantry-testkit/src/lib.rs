@@ -25,7 +25,10 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 mod cluster;
+mod smtp;
 mod url;
+
+pub use smtp::{Delivered, SmtpSink, smtp_sink};
 
 use std::time::Duration;
 

@@ -13,7 +13,6 @@ use tenantry_core::{
     config::{Config, LogFormat},
 };
 use tenantry_db::{Db, migrate::Migrator};
-use tenantry_identity::Identity;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// mimalloc instead of glibc malloc: faster small allocations on the request path, and freed
@@ -245,7 +244,7 @@ async fn admin(config: Config, action: AdminAction) -> anyhow::Result<()> {
                 Password::parse(&password).map_err(|e| anyhow::anyhow!("--password {e}"))?;
             let db = connect(&config).await?;
             Migrator::new(tenantry_api::migrations())?.up(&db).await?;
-            let identity = Identity::new(db, &config).await?;
+            let identity = tenantry_api::identity(&db, &config).await?;
             let (user, created) = identity
                 .create_superuser(email, password)
                 .await

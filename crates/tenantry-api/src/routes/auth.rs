@@ -1,4 +1,5 @@
-//! `/api/v1/auth/*`: sign-up, login, refresh, logout, guest.
+//! `/api/v1/auth/*`: sign-up, login, refresh, logout, guest. (Flows that start from a
+//! mailed link are in `recovery`.)
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::{
     AppState,
     extract::{Caller, Client, Json},
+    limits::Bucket,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -53,11 +55,14 @@ pub struct RegisterResponse {
         (status = 409, description = "E-mail already registered", body = Problem),
         (status = 415, body = Problem),
         (status = 422, description = "Invalid fields", body = Problem),
+        (status = 429, description = "Too many sign-ups from this address", body = Problem),
     ))]
 pub async fn register(
     State(state): State<AppState>,
+    Client(client): Client,
     Json(body): Json<RegisterRequest>,
 ) -> Result<impl IntoResponse, Problem> {
+    state.limits.check(Bucket::Register, &client)?;
     let mut v = Validator::new();
     let email = v.field("email", Email::parse(&body.email));
     let password = v.field("password", Password::parse(&body.password));
@@ -99,9 +104,8 @@ pub async fn register(
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
-    /// TOTP code for accounts with multi-factor authentication. No account can enable MFA
-    /// yet (enrolment arrives with the identity issue), so it is accepted and not consulted.
-    #[allow(dead_code)]
+    /// For accounts with two-step verification: a current TOTP code or an unused recovery
+    /// code. Without it such accounts answer 401 `mfa_required` (after the password checked).
     pub mfa_code: Option<String>,
 }
 
@@ -141,19 +145,28 @@ pub struct LoginResponse {
     request_body = LoginRequest,
     responses(
         (status = 200, body = LoginResponse),
-        (status = 401, description = "Invalid credentials (the same answer for an unknown e-mail)", body = Problem),
+        (status = 401, description = "Invalid credentials (the same answer for an unknown e-mail); \
+            `mfa_required` when the account needs `mfa_code`; `mfa_invalid` for a wrong code", body = Problem),
+        (status = 429, description = "Too many attempts from this address, or too many failures \
+            for this account (exponential back-off); see Retry-After", body = Problem),
     ))]
 pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
     Json(body): Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, Problem> {
+    state.limits.check(Bucket::Login, &client)?;
     if body.password.len() > Password::MAX_BYTES {
         return Err(Problem::invalid_credentials());
     }
     let (user, tokens) = state
         .identity
-        .login(&body.email, &body.password, &client)
+        .login(
+            &body.email,
+            &body.password,
+            body.mfa_code.as_deref(),
+            &client,
+        )
         .await?;
     let memberships =
         tenantry_tenancy::list_my_tenants(&state.db, user.id, &PageRequest::first(200)).await?;
@@ -210,8 +223,10 @@ impl From<TokenPair> for TokenResponse {
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
+    Client(client): Client,
     Json(body): Json<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, Problem> {
+    state.limits.check(Bucket::Token, &client)?;
     let tokens = state.identity.refresh(&body.refresh_token).await?;
     Ok(Json(tokens.into()))
 }
@@ -239,11 +254,13 @@ pub struct GuestResponse {
 
 /// Start an anonymous guest session (no personal data).
 #[utoipa::path(post, path = "/api/v1/auth/guest", tag = "identity",
-    responses((status = 201, body = GuestResponse)))]
+    responses((status = 201, body = GuestResponse),
+        (status = 429, description = "Too many guest sessions from this address", body = Problem)))]
 pub async fn guest(
     State(state): State<AppState>,
     Client(client): Client,
 ) -> Result<impl IntoResponse, Problem> {
+    state.limits.check(Bucket::Guest, &client)?;
     let (user, tokens) = state.identity.guest(&client).await?;
     Ok((
         StatusCode::CREATED,

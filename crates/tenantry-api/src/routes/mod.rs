@@ -1,6 +1,9 @@
+pub mod account;
 pub mod auth;
 pub mod members;
+pub mod mfa;
 pub mod ops;
 pub mod projects;
+pub mod recovery;
 pub mod tenants;
 pub mod users;

@@ -94,6 +94,14 @@ async fn start(
         ..Config::default()
     };
     config.database.max_connections = 8;
+    // Every test client shares 127.0.0.1: per-IP limits are off unless a test sets them.
+    config.rate_limits = tenantry_core::config::RateLimitConfig {
+        login_per_minute: 0,
+        register_per_hour: 0,
+        password_reset_per_hour: 0,
+        guest_per_hour: 0,
+        token_per_minute: 0,
+    };
     configure(&mut config);
     let app = Application::build(config)
         .await
@@ -307,4 +315,77 @@ macro_rules! backend_tests {
             )*
         }
     };
+}
+
+/// Starts Tenantry on `backend` delivering mail through a real SMTP server (`None` when the
+/// backend or the SMTP server is unavailable and the run is not strict).
+pub async fn spawn_mail_app(
+    backend: Backend,
+    test: &str,
+) -> Option<(TestApp, tenantry_testkit::SmtpSink)> {
+    let sink = tenantry_testkit::smtp_sink(test)?;
+    let url = sink.url.clone();
+    let app = spawn_app_with(backend, test, move |config| {
+        config.smtp_url = Some(url.into());
+        config.public_url = Some("https://app.example.test".into());
+    })
+    .await?;
+    Some((app, sink))
+}
+
+/// Like `backend_tests!`, for `async fn(TestApp, SmtpSink)` tests whose mail goes through
+/// the SMTP test server.
+#[macro_export]
+macro_rules! mail_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_smtp {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some((app, sink)) = $crate::helpers::spawn_mail_app(
+                        $crate::helpers::Backend::Sqlite, stringify!($name)).await
+                    else {
+                        return;
+                    };
+                    super::$name(app, sink).await;
+                }
+            )*
+        }
+        mod postgres_smtp {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some((app, sink)) = $crate::helpers::spawn_mail_app(
+                        $crate::helpers::Backend::Postgres, stringify!($name)).await
+                    else {
+                        return;
+                    };
+                    super::$name(app, sink).await;
+                }
+            )*
+        }
+    };
+}
+
+/// A unique address, so tests sharing one SMTP server read only their own mail.
+pub fn unique_email(name: &str) -> String {
+    format!("{name}-{}@example.test", uuid::Uuid::now_v7().simple())
+}
+
+impl TestApp {
+    /// A connection to this app's own database (as its owner), for arranging states the API
+    /// cannot reach, such as an expired token.
+    pub async fn db(&self) -> tenantry_db::Db {
+        let url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("tenantry.db").display()),
+        };
+        tenantry_db::Db::connect(&url, &Default::default())
+            .await
+            .expect("connect to the test database")
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
 }

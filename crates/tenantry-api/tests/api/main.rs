@@ -9,6 +9,7 @@ mod isolation;
 mod members;
 mod ops;
 mod projects;
+mod recovery;
 mod rls;
 mod sweep;
 mod tenants;

@@ -1,0 +1,113 @@
+//! `/api/v1/auth/{forgot-password,reset-password,verify-email}`: flows started from a
+//! mailed link.
+
+use axum::{extract::State, http::StatusCode};
+use serde::Deserialize;
+use tenantry_core::{Password, Problem, problem::Validator};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    AppState,
+    extract::{Client, Json},
+    limits::Bucket,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(verify_email))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordRequest {
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+}
+
+/// Ask for a password-reset link. Always 202: whether the address has an account is not
+/// revealed. The link (valid 1 h, single use) is e-mailed to accounts that sign in with a
+/// password.
+#[utoipa::path(post, path = "/api/v1/auth/forgot-password", tag = "identity",
+    request_body = ForgotPasswordRequest,
+    responses((status = 202, description = "Accepted (whether or not the address is known)"),
+        (status = 429, body = Problem)))]
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Json(body): Json<ForgotPasswordRequest>,
+) -> Result<StatusCode, Problem> {
+    state.limits.check(Bucket::PasswordReset, &client)?;
+    state.identity.forgot_password(&body.email, client);
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    /// The token from the e-mailed link.
+    pub token: String,
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for ResetPasswordRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResetPasswordRequest { .. }")
+    }
+}
+
+/// Set a new password with a reset token. Every session of the account ends.
+#[utoipa::path(post, path = "/api/v1/auth/reset-password", tag = "identity",
+    request_body = ResetPasswordRequest,
+    responses((status = 204, description = "Password changed; all sessions ended"),
+        (status = 400, description = "Unknown, used or expired token (`link_invalid`)", body = Problem),
+        (status = 422, description = "The new password is not acceptable", body = Problem),
+        (status = 429, body = Problem)))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Json(body): Json<ResetPasswordRequest>,
+) -> Result<StatusCode, Problem> {
+    state.limits.check(Bucket::PasswordReset, &client)?;
+    let mut v = Validator::new();
+    let password = v.field("new_password", Password::parse(&body.new_password));
+    v.finish()?;
+    let password = password.ok_or_else(Problem::validation_failed)?;
+    state
+        .identity
+        .reset_password(&body.token, &password, &client)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    /// The token from the e-mailed link.
+    pub token: String,
+}
+
+impl std::fmt::Debug for VerifyEmailRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifyEmailRequest { .. }")
+    }
+}
+
+/// Confirm an e-mail address with the token sent at registration (or re-sent with
+/// `POST /api/v1/users/me/verification-email`).
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "identity",
+    request_body = VerifyEmailRequest,
+    responses((status = 204, description = "Address verified"),
+        (status = 400, description = "Unknown, used or expired token (`link_invalid`)", body = Problem),
+        (status = 429, body = Problem)))]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    Client(client): Client,
+    Json(body): Json<VerifyEmailRequest>,
+) -> Result<StatusCode, Problem> {
+    state.limits.check(Bucket::Token, &client)?;
+    state.identity.verify_email(&body.token, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,139 @@
+//! Security events of an account (login failures, lockouts, refresh-token reuse, password
+//! and MFA changes), written in the same transaction as what they describe. The audit trail
+//! reads them; users see their own.
+
+use chrono::{DateTime, Utc};
+use sea_query::{Expr, ExprTrait, Order, Query};
+use serde::Serialize;
+use tenantry_core::{Page, PageRequest, UserId};
+use tenantry_db::{DbError, FromRow, Row, Tx};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{ClientInfo, Identity, IdentityError};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityEventKind {
+    LoginFailed,
+    LoginLocked,
+    MfaFailed,
+    RefreshTokenReused,
+    PasswordChanged,
+    PasswordReset,
+    PasswordResetRequested,
+    EmailVerified,
+    MfaEnabled,
+    MfaDisabled,
+    RecoveryCodeUsed,
+    ExternalIdentityLinked,
+}
+
+impl SecurityEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginFailed => "login_failed",
+            Self::LoginLocked => "login_locked",
+            Self::MfaFailed => "mfa_failed",
+            Self::RefreshTokenReused => "refresh_token_reused",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::EmailVerified => "email_verified",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::ExternalIdentityLinked => "external_identity_linked",
+        }
+    }
+}
+
+/// Writes one event in `tx`.
+pub(crate) async fn record(
+    tx: &mut Tx,
+    user_id: Option<UserId>,
+    kind: SecurityEventKind,
+    client: &ClientInfo,
+    detail: serde_json::Value,
+) -> Result<(), DbError> {
+    tracing::info!(event = kind.as_str(), user_id = ?user_id.map(|u| u.to_string()), "security event");
+    tx.execute(
+        Query::insert()
+            .into_table("security_events")
+            .columns([
+                "id",
+                "user_id",
+                "kind",
+                "ip",
+                "user_agent",
+                "detail",
+                "created_at",
+            ])
+            .values_panic([
+                Uuid::now_v7().into(),
+                user_id.into(),
+                kind.as_str().into(),
+                client.ip.clone().into(),
+                client
+                    .user_agent
+                    .as_deref()
+                    .map(|ua| ua.chars().take(256).collect::<String>())
+                    .into(),
+                detail.into(),
+                tenantry_core::now().into(),
+            ]),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A security event as its user sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SecurityEvent {
+    pub id: Uuid,
+    /// `login_failed`, `login_locked`, `mfa_failed`, `refresh_token_reused`,
+    /// `password_changed`, `password_reset`, `password_reset_requested`, `email_verified`,
+    /// `mfa_enabled`, `mfa_disabled`, `recovery_code_used`, `external_identity_linked`.
+    pub kind: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl FromRow for SecurityEvent {
+    fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
+        Ok(Self {
+            id: row.uuid()?,
+            kind: row.string()?,
+            ip: row.opt_string()?,
+            user_agent: row.opt_string()?,
+            detail: row.json()?,
+            created_at: row.time()?,
+        })
+    }
+}
+
+impl Identity {
+    /// The user's own security events, newest first.
+    pub async fn security_events(
+        &self,
+        user_id: UserId,
+        page: &PageRequest,
+    ) -> Result<Page<SecurityEvent>, IdentityError> {
+        let mut query = Query::select();
+        query
+            .columns(["id", "kind", "ip", "user_agent", "detail", "created_at"])
+            .from("security_events")
+            .and_where(Expr::col("user_id").eq(user_id))
+            .order_by("id", Order::Desc)
+            .limit(page.fetch_limit());
+        if let Some(after) = page.after {
+            query.and_where(Expr::col("id").lt(after.0));
+        }
+        let rows: Vec<SecurityEvent> = self.db.read_all(&query).await?;
+        Ok(Page::from_rows(rows, page, |e| e.id))
+    }
+}

@@ -1,0 +1,175 @@
+//! A real SMTP server for mail tests: the one `scripts/test.sh` started
+//! (`TENANTRY_TEST_SMTP_URL` + `TENANTRY_TEST_SMTP_DIR`), else one started for this test from
+//! `scripts/lib/smtp_sink.py` (aiosmtpd). Messages are read back per recipient.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{STRICT_ENV, strict};
+
+/// How long [`SmtpSink::wait_for`] waits for a message to arrive.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running SMTP server and where it stores what it receives.
+#[derive(Debug)]
+pub struct SmtpSink {
+    /// `smtp://user:password@127.0.0.1:PORT` (AUTH required, no TLS).
+    pub url: String,
+    dir: PathBuf,
+    _own: Option<OwnSink>,
+}
+
+#[derive(Debug)]
+struct OwnSink {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for OwnSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A delivered message as the server parsed it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Delivered {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// The SMTP AUTH login the client used.
+    pub auth_user: Option<String>,
+}
+
+impl Delivered {
+    /// The value of `token=` in the first link of the text part.
+    pub fn link_token(&self) -> Option<String> {
+        let start = self.text.find("token=")? + "token=".len();
+        let token: String = self.text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        (!token.is_empty()).then_some(token)
+    }
+}
+
+/// An SMTP server for `test`, or None when none can run here and the run is not strict
+/// (then it prints `SKIPPED <test>: …`). When strict and unavailable: panics.
+pub fn smtp_sink(test: &str) -> Option<SmtpSink> {
+    if let (Ok(url), Ok(dir)) = (
+        std::env::var("TENANTRY_TEST_SMTP_URL"),
+        std::env::var("TENANTRY_TEST_SMTP_DIR"),
+    ) {
+        return Some(SmtpSink {
+            url,
+            dir: PathBuf::from(dir),
+            _own: None,
+        });
+    }
+    match start_own() {
+        Ok(sink) => Some(sink),
+        Err(reason) if strict() => {
+            panic!("{test}: SMTP test server not available ({STRICT_ENV}=1): {reason}")
+        }
+        Err(reason) => {
+            eprintln!("SKIPPED {test}: SMTP test server not available: {reason}");
+            None
+        }
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn python() -> Option<PathBuf> {
+    let venv = repo_root().join("target/test-tools/smtp-venv/bin/python");
+    let candidates = [venv, PathBuf::from("python3")];
+    candidates.into_iter().find(|python| {
+        Command::new(python)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+fn start_own() -> Result<SmtpSink, String> {
+    let python = python()
+        .ok_or("aiosmtpd is not installed (scripts/test.sh installs it into target/test-tools)")?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let port_file = dir.path().join("port");
+    let mail = dir.path().join("mail");
+    let child = Command::new(python)
+        .arg(repo_root().join("scripts/lib/smtp_sink.py"))
+        .arg("--dir")
+        .arg(&mail)
+        .arg("--port-file")
+        .arg(&port_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting smtp_sink.py: {e}"))?;
+    let own = OwnSink { child, _dir: dir };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(port) = std::fs::read_to_string(&port_file)
+            && !port.trim().is_empty()
+        {
+            return Ok(SmtpSink {
+                url: format!("smtp://tenantry:test-secret@127.0.0.1:{}", port.trim()),
+                dir: mail,
+                _own: Some(own),
+            });
+        }
+        if Instant::now() > deadline {
+            return Err("smtp_sink.py did not report its port".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl SmtpSink {
+    /// Every message delivered to `recipient` so far, oldest first.
+    pub fn messages(&self, recipient: &str) -> Vec<Delivered> {
+        let folder = self.dir.join(recipient.to_lowercase());
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            return Vec::new();
+        };
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .filter_map(|(_, p)| serde_json::from_slice(&std::fs::read(p).ok()?).ok())
+            .collect()
+    }
+
+    /// Waits until `recipient` has received at least `count` messages; returns them all.
+    pub async fn wait_for(&self, recipient: &str, count: usize) -> Vec<Delivered> {
+        let deadline = Instant::now() + DELIVERY_TIMEOUT;
+        loop {
+            let messages = self.messages(recipient);
+            if messages.len() >= count {
+                return messages;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{recipient} received {} of {count} expected messages",
+                messages.len()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
