@@ -315,6 +315,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.state.config.http.shutdown_grace_secs);
+        // Signing-key rotations made elsewhere (CLI, other nodes) arrive without a restart.
+        let _keys = AbortOnDrop(tokio::spawn(self.state.identity.refresh_keys_forever()));
         let app = router(self.state);
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -342,5 +344,14 @@ impl Application {
                 Ok(())
             }
         }
+    }
+}
+
+/// Stops a background task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

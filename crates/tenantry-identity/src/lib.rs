@@ -10,8 +10,8 @@ mod sessions;
 mod tokens;
 
 pub use error::IdentityError;
-pub use keys::KeyRing;
+pub use keys::{KeyRing, RELOAD_INTERVAL, Rotation, UNKNOWN_KID_RELOAD_GAP};
 pub use model::{SessionView, User, UserStatus, UserView};
 pub use password::PasswordHasher;
 pub use service::{Authenticated, ClientInfo, Identity, NewUser, ProfileChange, TokenPair};
-pub use tokens::{REFRESH_PREFIX, TokenSettings};
+pub use tokens::{LEEWAY_SECS, REFRESH_PREFIX, TokenSettings};

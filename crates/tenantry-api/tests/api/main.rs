@@ -10,6 +10,7 @@ mod members;
 mod ops;
 mod projects;
 mod rls;
+mod rotation;
 mod sweep;
 mod tenants;
 mod users;
