@@ -13,4 +13,5 @@ mod rls;
 mod rotation;
 mod sweep;
 mod tenants;
+mod tokens;
 mod users;
