@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # One-command load benchmark: builds release binaries, then for SQLite and for PostgreSQL starts a
 # fresh Tenantry server on loopback, seeds it through the API (50 tenants × 20 users, 100k projects)
-# and measures GET /users/me, a project read by id, a list of 20 and a create with wrk, printing
-# req/s, p50/p99, server CPU seconds per 1k requests and peak RSS.
+# and measures GET /users/me, a project read by id, a list of 20, a create, login and a rotating
+# refresh with wrk, printing req/s, p50/p99, server CPU seconds per 1k requests and peak RSS.
 #
 #   bash benches/run.sh                 # both backends
 #   BENCH_BACKENDS=sqlite bash benches/run.sh
 #   BENCH_PROJECTS=20000 BENCH_DURATION=10 bash benches/run.sh   # a quicker run
+#   BENCH_SCENARIOS=login,refresh bash benches/run.sh              # some scenarios only
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=../scripts/lib/postgres.sh
@@ -40,7 +41,8 @@ run_backend() { # <label> [database url]
     done
     ./target/release/tenantry-bench --url "http://127.0.0.1:$PORT" --pid "$SERVER_PID" --label "$label" \
         --tenants "${BENCH_TENANTS:-50}" --users "${BENCH_USERS:-20}" --projects "${BENCH_PROJECTS:-100000}" \
-        --duration "${BENCH_DURATION:-15}" --connections "${BENCH_CONNECTIONS:-64}"
+        --duration "${BENCH_DURATION:-15}" --connections "${BENCH_CONNECTIONS:-64}" \
+        ${BENCH_SCENARIOS:+--scenarios "$BENCH_SCENARIOS"}
     stop_server
     rm -rf "$data"
 }

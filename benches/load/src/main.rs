@@ -3,6 +3,7 @@
 //!
 //! Usage: tenantry-bench --url http://127.0.0.1:4999 --pid <server pid> --label sqlite
 //!        [--tenants 50] [--users 20] [--projects 100000] [--duration 15] [--connections 64]
+//!        [--scenarios me,read,list,create,login,refresh]
 //! Normally run through `benches/run.sh`.
 #![allow(clippy::print_stdout)]
 
@@ -13,6 +14,9 @@ use serde_json::{Value, json};
 use tokio::{sync::Semaphore, task::JoinSet};
 
 const PASSWORD: &str = "load test password 1";
+
+/// `wrk -t`: the Lua script splits refresh tokens among this many threads.
+const WRK_THREADS: usize = 2;
 
 struct Args {
     url: String,
@@ -60,7 +64,7 @@ fn parse_args() -> anyhow::Result<Args> {
         connections: num("connections", 64)?,
         scenarios: map
             .get("scenarios")
-            .map_or("me,read,list,create", String::as_str)
+            .map_or("me,read,list,create,login,refresh", String::as_str)
             .split(',')
             .map(str::to_owned)
             .collect(),
@@ -104,6 +108,7 @@ struct Tenant {
     id: String,
     owner_token: String,
     member_tokens: Vec<String>,
+    member_emails: Vec<String>,
     projects: Vec<String>,
 }
 
@@ -184,6 +189,7 @@ async fn seed(client: Arc<Client>, args: &Args, run: &str) -> anyhow::Result<Vec
                         Ok((
                             t,
                             login["access_token"].as_str().context("token")?.to_owned(),
+                            email,
                         ))
                     }
                 })
@@ -203,11 +209,13 @@ async fn seed(client: Arc<Client>, args: &Args, run: &str) -> anyhow::Result<Vec
             id,
             owner_token,
             member_tokens: Vec::new(),
+            member_emails: Vec::new(),
             projects: Vec::new(),
         })
         .collect();
-    for (t, token) in members {
+    for (t, token, email) in members {
         tenants[t].member_tokens.push(token);
+        tenants[t].member_emails.push(email);
     }
     // Projects, spread evenly.
     let started = Instant::now();
@@ -234,6 +242,43 @@ async fn seed(client: Arc<Client>, args: &Args, run: &str) -> anyhow::Result<Vec
         total as f64 / secs
     );
     Ok(tenants)
+}
+
+/// Logs in `count` times (cycling through `emails`) and writes the refresh tokens, one per
+/// line, to `path`. The refresh scenario spends each token once, so every wrk run needs a
+/// fresh set, at least one per connection (twice as many leaves slack for lost requests).
+async fn fresh_refresh_tokens(
+    client: &Arc<Client>,
+    emails: &[String],
+    count: usize,
+    path: &PathBuf,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !emails.is_empty(),
+        "the refresh scenario needs seeded members"
+    );
+    let jobs: Vec<_> = (0..count)
+        .map(|i| {
+            let client = client.clone();
+            let email = emails[i % emails.len()].clone();
+            async move {
+                let login = client
+                    .post(
+                        "/api/v1/auth/login",
+                        None,
+                        json!({"email": email, "password": PASSWORD}),
+                    )
+                    .await?;
+                Ok(login["refresh_token"]
+                    .as_str()
+                    .context("refresh token")?
+                    .to_owned())
+            }
+        })
+        .collect();
+    let tokens = run_all(8, jobs).await?;
+    std::fs::write(path, tokens.join("\n") + "\n")?;
+    Ok(())
 }
 
 /// CPU seconds (user + system) the process has used so far.
@@ -286,7 +331,7 @@ fn wrk(args: &Args, scenario: &str, data: &PathBuf, seconds: u64) -> anyhow::Res
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenario.lua");
     let out = Command::new("wrk")
         .args([
-            "-t2",
+            &format!("-t{WRK_THREADS}"),
             &format!("-c{}", args.connections),
             &format!("-d{seconds}s"),
             "--latency",
@@ -296,6 +341,8 @@ fn wrk(args: &Args, scenario: &str, data: &PathBuf, seconds: u64) -> anyhow::Res
         .arg(&args.url)
         .env("BENCH_SCENARIO", scenario)
         .env("BENCH_DATA", data)
+        .env("BENCH_PASSWORD", PASSWORD)
+        .env("BENCH_THREADS", WRK_THREADS.to_string())
         .output()
         .context("running wrk (install it: apt-get install wrk)")?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -346,7 +393,7 @@ async fn main() -> anyhow::Result<()> {
         "== {} ({} tenants × {} users, {} projects)",
         args.label, args.tenants, args.users, args.projects
     );
-    let tenants = seed(client, &args, &run).await?;
+    let tenants = seed(client.clone(), &args, &run).await?;
 
     let data = std::env::temp_dir().join(format!("tenantry-bench-{run}.txt"));
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -360,6 +407,13 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     std::fs::write(&data, lines)?;
+    let emails: Vec<String> = tenants
+        .iter()
+        .flat_map(|t| t.member_emails.iter().cloned())
+        .collect();
+    let login_data = std::env::temp_dir().join(format!("tenantry-bench-{run}-login.txt"));
+    std::fs::write(&login_data, emails.join("\n") + "\n")?;
+    let refresh_data = std::env::temp_dir().join(format!("tenantry-bench-{run}-refresh.txt"));
 
     println!(
         "\n| backend | scenario | req/s | p50 ms | p99 ms | CPU s / 1k req | peak RSS MiB | non-2xx |"
@@ -370,13 +424,28 @@ async fn main() -> anyhow::Result<()> {
         ("read", "project by id"),
         ("list", "list 20 projects"),
         ("create", "create project"),
+        ("login", "login (password hash)"),
+        ("refresh", "refresh (rotating)"),
     ] {
         if !args.scenarios.iter().any(|s| s == scenario) {
             continue;
         }
-        wrk(&args, scenario, &data, 2)?; // warm-up
+        let input = match scenario {
+            "login" => &login_data,
+            "refresh" => &refresh_data,
+            _ => &data,
+        };
+        let tokens = 2 * args.connections.max(WRK_THREADS);
+        if scenario == "refresh" {
+            fresh_refresh_tokens(&client, &emails, tokens, input).await?;
+        }
+        wrk(&args, scenario, input, 2)?; // warm-up
+        if scenario == "refresh" {
+            // The warm-up spent those tokens (their successors died with wrk).
+            fresh_refresh_tokens(&client, &emails, tokens, input).await?;
+        }
         let cpu_before = cpu_seconds(args.pid)?;
-        let m = wrk(&args, scenario, &data, args.duration)?;
+        let m = wrk(&args, scenario, input, args.duration)?;
         let cpu = cpu_seconds(args.pid)? - cpu_before;
         println!(
             "| {} | {title} | {:.0} | {:.2} | {:.2} | {:.3} | {:.0} | {} |",
@@ -389,6 +458,8 @@ async fn main() -> anyhow::Result<()> {
             m.errors
         );
     }
-    std::fs::remove_file(&data).ok();
+    for file in [&data, &login_data, &refresh_data] {
+        std::fs::remove_file(file).ok();
+    }
     Ok(())
 }

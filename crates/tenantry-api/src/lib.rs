@@ -374,6 +374,8 @@ impl Application {
             .mailer()
             .spawn_worker(stopped(stopping.clone()));
         let housekeeping = spawn_housekeeping(self.state.clone(), stopped(stopping.clone()));
+        // Signing-key rotations made elsewhere (CLI, other nodes) arrive without a restart.
+        let keys = tokio::spawn(self.state.identity.refresh_keys_forever());
         let app = router(self.state);
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -381,7 +383,7 @@ impl Application {
             let _ = stopping_tx.send(true);
             let _ = stopped_tx.send(());
         };
-        let _background = AbortOnDrop(vec![mail_worker, housekeeping]);
+        let _background = AbortOnDrop(vec![mail_worker, housekeeping, keys]);
         let server = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

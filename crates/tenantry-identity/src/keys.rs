@@ -1,28 +1,56 @@
 //! The access-token signing keys (Ed25519), kept in the database so every server node signs
 //! and verifies with the same set, and published as a JWKS.
 //!
-//! The first start generates a key; later starts load it. Keys marked retired are neither
-//! used nor published (rotation, which keeps the previous key verifying until its tokens
-//! expire, arrives with `tenantry admin rotate-keys`).
+//! `signing_keys.retired_at` is the moment a key stops verifying: `NULL` for keys in service,
+//! set by [`rotate`] for the keys it replaces. The signer is the newest key with
+//! `retired_at IS NULL`; every key whose `retired_at` is unset or still ahead verifies and is
+//! published. The first start generates a key; later starts load the set.
+//!
+//! A running server holds the set in a [`KeyRing`] and re-reads it every [`RELOAD_INTERVAL`],
+//! when a retiring key reaches its end, and (rate-limited) when a token names a `kid` it does
+//! not know, so a rotation made by the CLI or another node arrives without a restart.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, anyhow};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, TimeDelta, Utc};
 use ed25519_dalek::{SigningKey, pkcs8::EncodePrivateKey};
 use jsonwebtoken::{DecodingKey, EncodingKey};
+use parking_lot::{RwLock, RwLockReadGuard};
 use rand::RngCore;
 use sea_query::{Expr, ExprTrait, Order, Query};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tenantry_db::{Db, DbError, FromRow, Row};
 
+use crate::tokens::VerifiedTokens;
+
 pub const ALGORITHM: &str = "EdDSA";
 
-struct StoredKey {
-    kid: String,
-    private_der: Vec<u8>,
-    public_raw: Vec<u8>,
+/// How often a running server re-reads the keys (and so the longest a node keeps signing
+/// with a key after another process rotated it).
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Least time between two reloads caused by tokens naming an unknown `kid`.
+pub const UNKNOWN_KID_RELOAD_GAP: Duration = Duration::from_secs(5);
+
+/// Entries of the verified-token memo of one key set.
+const MEMO_CAPACITY: usize = 50_000;
+
+#[derive(Clone)]
+pub(crate) struct StoredKey {
+    pub(crate) kid: String,
+    pub(crate) private_der: Vec<u8>,
+    pub(crate) public_raw: Vec<u8>,
+    pub(crate) retired_at: Option<DateTime<Utc>>,
 }
 
 impl FromRow for StoredKey {
@@ -31,23 +59,135 @@ impl FromRow for StoredKey {
             kid: row.string()?,
             private_der: row.bytes()?,
             public_raw: row.bytes()?,
+            retired_at: row.opt_time()?,
         })
     }
 }
 
-/// Keys in effect: the newest signs, all verify.
-pub struct KeyRing {
+/// A public key that verifies tokens until `retires_at` (Unix seconds; `i64::MAX` if never).
+pub(crate) struct Verifier {
+    pub(crate) key: DecodingKey,
+    pub(crate) retires_at: i64,
+}
+
+/// One loaded generation of keys: the signer, the verifiers, the JWKS and the memo of tokens
+/// verified against exactly these keys (a new generation starts with an empty memo).
+pub(crate) struct KeySet {
     signing_kid: String,
     signing: EncodingKey,
-    verifying: HashMap<String, DecodingKey>,
+    verifying: HashMap<String, Verifier>,
     jwks: serde_json::Value,
+    /// (kid, retired_at) as loaded, to tell whether a reload changed anything.
+    loaded: Vec<(String, Option<DateTime<Utc>>)>,
+    pub(crate) memo: VerifiedTokens,
+}
+
+impl KeySet {
+    fn from_stored(keys: &[StoredKey]) -> anyhow::Result<Self> {
+        let signer = keys
+            .iter()
+            .find(|k| k.retired_at.is_none())
+            .context("no signing key in service")?;
+        let mut verifying = HashMap::new();
+        let mut jwks = Vec::new();
+        for key in keys {
+            let x = URL_SAFE_NO_PAD.encode(&key.public_raw);
+            verifying.insert(
+                key.kid.clone(),
+                Verifier {
+                    key: DecodingKey::from_ed_components(&x)
+                        .context("loading a verification key")?,
+                    retires_at: key.retired_at.map_or(i64::MAX, |t| t.timestamp()),
+                },
+            );
+            jwks.push(json!({
+                "kty": "OKP", "crv": "Ed25519", "x": x,
+                "kid": key.kid, "alg": ALGORITHM, "use": "sig",
+            }));
+        }
+        Ok(Self {
+            signing_kid: signer.kid.clone(),
+            signing: EncodingKey::from_ed_der(&signer.private_der),
+            verifying,
+            jwks: json!({ "keys": jwks }),
+            loaded: keys.iter().map(|k| (k.kid.clone(), k.retired_at)).collect(),
+            memo: VerifiedTokens::new(MEMO_CAPACITY),
+        })
+    }
+
+    pub(crate) fn signing(&self) -> (&str, &EncodingKey) {
+        (&self.signing_kid, &self.signing)
+    }
+
+    pub(crate) fn verifier(&self, kid: &str) -> Option<&Verifier> {
+        self.verifying.get(kid)
+    }
+
+    /// The earliest moment a loaded key stops verifying, if any is retiring.
+    fn next_retirement(&self) -> Option<DateTime<Utc>> {
+        self.loaded.iter().filter_map(|(_, at)| *at).min()
+    }
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet")
+            .field("signing_kid", &self.signing_kid)
+            .field("loaded", &self.loaded)
+            .finish()
+    }
+}
+
+/// Lets one caller through per `gap`; the others are refused without waiting.
+#[derive(Debug)]
+struct RateGate {
+    origin: Instant,
+    /// Milliseconds after `origin` before which the gate stays shut.
+    open_at_ms: AtomicU64,
+    gap_ms: u64,
+}
+
+impl RateGate {
+    fn new(gap: Duration) -> Self {
+        Self {
+            origin: Instant::now(),
+            open_at_ms: AtomicU64::new(0),
+            gap_ms: u64::try_from(gap.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn try_pass(&self) -> bool {
+        let now = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let open_at = self.open_at_ms.load(Ordering::Acquire);
+        now >= open_at
+            && self
+                .open_at_ms
+                .compare_exchange(
+                    open_at,
+                    now.saturating_add(self.gap_ms),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+    }
+}
+
+/// The keys in effect, swappable while the server runs. Readers take a read lock only for
+/// the synchronous verification; a reload builds the new set outside the lock and holds the
+/// write lock just to swap one pointer.
+pub struct KeyRing {
+    current: RwLock<Arc<KeySet>>,
+    /// Serialises reloads (never held by verification).
+    reloading: tokio::sync::Mutex<()>,
+    unknown_kid_gate: RateGate,
+    /// Wakes the background refresher when the set changed (its next wake-up may move).
+    changed: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeyRing")
-            .field("signing_kid", &self.signing_kid)
-            .field("verifying", &self.verifying.keys().collect::<Vec<_>>())
+            .field("current", &*self.current.read())
             .finish()
     }
 }
@@ -72,17 +212,51 @@ fn generate() -> anyhow::Result<StoredKey> {
         kid: thumbprint(&URL_SAFE_NO_PAD.encode(&public_raw)),
         private_der,
         public_raw,
+        retired_at: None,
     })
 }
 
+async fn insert(
+    tx: &mut tenantry_db::Tx,
+    key: &StoredKey,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    tx.execute(
+        Query::insert()
+            .into_table("signing_keys")
+            .columns([
+                "kid",
+                "algorithm",
+                "private_key",
+                "public_key",
+                "created_at",
+            ])
+            .values_panic([
+                key.kid.clone().into(),
+                ALGORITHM.into(),
+                key.private_der.clone().into(),
+                key.public_raw.clone().into(),
+                now.into(),
+            ]),
+    )
+    .await
+    .context("storing a signing key")?;
+    Ok(())
+}
+
+/// The keys that still verify, newest first.
 async fn load(db: &Db) -> anyhow::Result<Vec<StoredKey>> {
     let mut tx = db.begin_read().await?;
     let keys = tx
         .fetch_all(
             Query::select()
-                .columns(["kid", "private_key", "public_key"])
+                .columns(["kid", "private_key", "public_key", "retired_at"])
                 .from("signing_keys")
-                .and_where(Expr::col("retired_at").is_null())
+                .cond_where(
+                    Expr::col("retired_at")
+                        .is_null()
+                        .or(Expr::col("retired_at").gt(tenantry_core::now())),
+                )
                 .order_by("created_at", Order::Desc)
                 .order_by("kid", Order::Desc),
         )
@@ -92,75 +266,161 @@ async fn load(db: &Db) -> anyhow::Result<Vec<StoredKey>> {
     Ok(keys)
 }
 
+/// Loads the keys, generating a signer when none is in service.
+async fn load_or_create(db: &Db) -> anyhow::Result<KeySet> {
+    let mut keys = load(db).await?;
+    if keys.iter().all(|k| k.retired_at.is_some()) {
+        let key = generate()?;
+        let mut tx = db.begin_write().await?;
+        insert(&mut tx, &key, tenantry_core::now()).await?;
+        tx.commit().await?;
+        tracing::info!(kid = key.kid, "generated an access-token signing key");
+        // Another node may have raced us; whatever is stored now is the truth.
+        keys = load(db).await?;
+    }
+    KeySet::from_stored(&keys)
+}
+
+/// What [`rotate`] did.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The new signing key.
+    pub kid: String,
+    /// The keys it replaced, and when each stops verifying.
+    pub retiring: Vec<(String, DateTime<Utc>)>,
+    /// Keys past their retirement that were deleted.
+    pub deleted: u64,
+}
+
+/// Makes a new key the signer; the keys in service until now keep verifying for `grace`.
+/// Keys whose retirement has passed are deleted.
+pub(crate) async fn rotate(db: &Db, grace: TimeDelta) -> anyhow::Result<Rotation> {
+    let now = tenantry_core::now();
+    let retires_at = now + grace;
+    let key = generate()?;
+    let mut tx = db.begin_write().await?;
+    let deleted = tx
+        .execute(
+            Query::delete()
+                .from_table("signing_keys")
+                .and_where(Expr::col("retired_at").is_not_null())
+                .and_where(Expr::col("retired_at").lte(now)),
+        )
+        .await
+        .context("deleting retired signing keys")?;
+    let previous: Vec<String> = tx
+        .fetch_all(
+            Query::select()
+                .column("kid")
+                .from("signing_keys")
+                .and_where(Expr::col("retired_at").is_null())
+                .order_by("created_at", Order::Desc)
+                .order_by("kid", Order::Desc),
+        )
+        .await?;
+    insert(&mut tx, &key, now).await?;
+    tx.execute(
+        Query::update()
+            .table("signing_keys")
+            .value("retired_at", retires_at)
+            .and_where(Expr::col("retired_at").is_null())
+            .and_where(Expr::col("kid").ne(key.kid.as_str())),
+    )
+    .await
+    .context("retiring the previous signing keys")?;
+    tx.commit().await?;
+    tracing::info!(kid = key.kid, ?previous, %retires_at, "rotated the access-token signing key");
+    Ok(Rotation {
+        kid: key.kid,
+        retiring: previous.into_iter().map(|kid| (kid, retires_at)).collect(),
+        deleted,
+    })
+}
+
 impl KeyRing {
     /// Loads the keys, generating the first one when there is none.
     pub async fn load_or_create(db: &Db) -> anyhow::Result<Self> {
-        let mut keys = load(db).await?;
-        if keys.is_empty() {
-            let key = generate()?;
-            let mut tx = db.begin_write().await?;
-            tx.execute(
-                Query::insert()
-                    .into_table("signing_keys")
-                    .columns([
-                        "kid",
-                        "algorithm",
-                        "private_key",
-                        "public_key",
-                        "created_at",
-                    ])
-                    .values_panic([
-                        key.kid.clone().into(),
-                        ALGORITHM.into(),
-                        key.private_der.clone().into(),
-                        key.public_raw.clone().into(),
-                        tenantry_core::now().into(),
-                    ]),
-            )
-            .await
-            .context("storing the first signing key")?;
-            tx.commit().await?;
-            tracing::info!(kid = key.kid, "generated the access-token signing key");
-            // Another node may have raced us; whatever is stored now is the truth.
-            keys = load(db).await?;
+        Ok(Self::with(load_or_create(db).await?))
+    }
+
+    fn with(set: KeySet) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(set)),
+            reloading: tokio::sync::Mutex::new(()),
+            unknown_kid_gate: RateGate::new(UNKNOWN_KID_RELOAD_GAP),
+            changed: tokio::sync::Notify::new(),
         }
-        Self::from_stored(&keys)
     }
 
-    fn from_stored(keys: &[StoredKey]) -> anyhow::Result<Self> {
-        let newest = keys.first().context("no signing key")?;
-        let mut verifying = HashMap::new();
-        let mut jwks = Vec::new();
-        for key in keys {
-            let x = URL_SAFE_NO_PAD.encode(&key.public_raw);
-            verifying.insert(
-                key.kid.clone(),
-                DecodingKey::from_ed_components(&x).context("loading a verification key")?,
-            );
-            jwks.push(json!({
-                "kty": "OKP", "crv": "Ed25519", "x": x,
-                "kid": key.kid, "alg": ALGORITHM, "use": "sig",
-            }));
-        }
-        Ok(Self {
-            signing_kid: newest.kid.clone(),
-            signing: EncodingKey::from_ed_der(&newest.private_der),
-            verifying,
-            jwks: json!({ "keys": jwks }),
-        })
-    }
-
-    pub fn signing(&self) -> (&str, &EncodingKey) {
-        (&self.signing_kid, &self.signing)
-    }
-
-    pub fn verifying(&self, kid: &str) -> Option<&DecodingKey> {
-        self.verifying.get(kid)
+    /// The keys in effect. Hold the guard only for synchronous work.
+    pub(crate) fn current(&self) -> RwLockReadGuard<'_, Arc<KeySet>> {
+        self.current.read()
     }
 
     /// The public keys as a JSON Web Key Set.
-    pub fn jwks(&self) -> &serde_json::Value {
-        &self.jwks
+    pub fn jwks(&self) -> serde_json::Value {
+        self.current.read().jwks.clone()
+    }
+
+    /// Re-reads the keys; returns whether anything changed. A change starts a new
+    /// generation (and with it an empty verified-token memo).
+    pub async fn reload(&self, db: &Db) -> anyhow::Result<bool> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let set = load_or_create(db).await?;
+        let changed = {
+            let current = self.current.read();
+            set.loaded != current.loaded || set.signing_kid != current.signing_kid
+        };
+        if changed {
+            tracing::info!(signing_kid = set.signing_kid, keys = ?set.loaded, "signing keys reloaded");
+            *self.current.write() = Arc::new(set);
+            self.changed.notify_one();
+        }
+        Ok(changed)
+    }
+
+    /// Called when a token names a `kid` this ring does not know: reloads at most once per
+    /// [`UNKNOWN_KID_RELOAD_GAP`], or waits for a reload already under way. Returns whether
+    /// a retry can see keys newer than the caller's.
+    pub(crate) async fn reload_for_unknown_kid(&self, db: &Db) -> bool {
+        if self.unknown_kid_gate.try_pass() {
+            match self.reload(db).await {
+                Ok(changed) => changed,
+                Err(error) => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "reloading signing keys failed"
+                    );
+                    false
+                }
+            }
+        } else {
+            // A reload may be in flight (typically for the same new kid): wait for it.
+            drop(self.reloading.lock().await);
+            true
+        }
+    }
+
+    /// Keeps the ring current until the future is dropped: reloads every
+    /// [`RELOAD_INTERVAL`] and just after a loaded key's retirement.
+    pub async fn refresh_forever(self: Arc<Self>, db: Db) {
+        loop {
+            let next_retirement = self.current.read().next_retirement();
+            let mut wait = RELOAD_INTERVAL;
+            if let Some(at) = next_retirement {
+                let until = (at - Utc::now()).to_std().unwrap_or_default();
+                // Not sooner than a second: a failing database is not polled in a tight loop.
+                wait = wait.min((until + Duration::from_millis(100)).max(Duration::from_secs(1)));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {
+                    if let Err(error) = self.reload(&db).await {
+                        tracing::warn!(error = format!("{error:#}"), "reloading signing keys failed");
+                    }
+                }
+                () = self.changed.notified() => {}
+            }
+        }
     }
 }
 
@@ -168,16 +428,23 @@ impl KeyRing {
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) fn ring() -> KeyRing {
-        KeyRing::from_stored(&[generate().unwrap()]).unwrap()
+    pub(crate) fn stored(retired_at: Option<DateTime<Utc>>) -> StoredKey {
+        StoredKey {
+            retired_at,
+            ..generate().unwrap()
+        }
+    }
+
+    pub(crate) fn set(keys: &[StoredKey]) -> KeySet {
+        KeySet::from_stored(keys).unwrap()
     }
 
     #[test]
     fn generated_keys_sign_and_verify() {
         let stored = generate().unwrap();
         assert_eq!(stored.public_raw.len(), 32);
-        let ring = KeyRing::from_stored(&[stored]).unwrap();
-        let (kid, key) = ring.signing();
+        let set = set(&[stored]);
+        let (kid, key) = set.signing();
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some(kid.to_owned());
         let token =
@@ -187,12 +454,41 @@ pub(crate) mod tests {
         validation.required_spec_claims.clear();
         let decoded = jsonwebtoken::decode::<serde_json::Value>(
             &token,
-            ring.verifying(kid).unwrap(),
+            &set.verifier(kid).unwrap().key,
             &validation,
         )
         .unwrap();
         assert_eq!(decoded.claims["sub"], "x");
-        assert_eq!(ring.jwks()["keys"][0]["kid"], kid);
-        assert_eq!(ring.jwks()["keys"][0]["crv"], "Ed25519");
+        assert_eq!(set.jwks["keys"][0]["kid"], kid);
+        assert_eq!(set.jwks["keys"][0]["crv"], "Ed25519");
+    }
+
+    #[test]
+    fn the_signer_is_the_newest_key_in_service_and_retiring_keys_still_verify() {
+        let later = Utc::now() + TimeDelta::seconds(90);
+        // Newest first, as loaded: a retiring key may be newer than the signer.
+        let keys = [stored(Some(later)), stored(None), stored(None)];
+        let set = set(&keys);
+        assert_eq!(set.signing().0, keys[1].kid);
+        assert_eq!(set.verifying.len(), 3);
+        assert_eq!(set.jwks["keys"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            set.verifier(&keys[0].kid).unwrap().retires_at,
+            later.timestamp()
+        );
+        assert_eq!(set.verifier(&keys[1].kid).unwrap().retires_at, i64::MAX);
+        assert_eq!(set.next_retirement(), Some(later));
+        assert!(KeySet::from_stored(&[stored(Some(later))]).is_err());
+    }
+
+    #[test]
+    fn the_unknown_kid_gate_lets_one_through_per_gap() {
+        let gate = RateGate::new(Duration::from_millis(200));
+        assert!(gate.try_pass());
+        assert!(!gate.try_pass(), "second within the gap");
+        assert!(!gate.try_pass());
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(gate.try_pass(), "after the gap");
+        assert!(!gate.try_pass());
     }
 }

@@ -15,10 +15,10 @@ mod throttle;
 mod tokens;
 
 pub use error::IdentityError;
-pub use keys::KeyRing;
+pub use keys::{KeyRing, RELOAD_INTERVAL, Rotation, UNKNOWN_KID_RELOAD_GAP};
 pub use mfa::{RECOVERY_CODES, TotpEnrollment};
 pub use model::{SessionView, User, UserStatus, UserView};
 pub use password::PasswordHasher;
 pub use security::{SecurityEvent, SecurityEventKind};
 pub use service::{Authenticated, ClientInfo, Identity, NewUser, ProfileChange, TokenPair};
-pub use tokens::{REFRESH_PREFIX, TokenSettings};
+pub use tokens::{LEEWAY_SECS, REFRESH_PREFIX, TokenSettings};

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use chrono::TimeDelta;
 use rand::Rng;
 use sea_query::{Expr, ExprTrait, Query};
 use tenantry_core::{
@@ -13,8 +14,9 @@ use tenantry_notify::Mailer;
 
 use crate::{
     IdentityError, KeyRing, PasswordHasher, User, UserStatus,
+    keys::{self, Rotation},
     security::{SecurityEventKind, record},
-    tokens::{self, TokenSettings},
+    tokens::{self, Refusal, TokenSettings, VerifiedAccess},
 };
 
 /// Who is calling, as the request layer knows it.
@@ -63,7 +65,6 @@ pub struct Identity {
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) hasher: PasswordHasher,
     pub(crate) tokens: TokenSettings,
-    pub(crate) verified: Arc<tokens::VerifiedTokens>,
     pub(crate) refresh_ttl_secs: i64,
     pub(crate) guest_ttl_secs: i64,
     pub(crate) key: MasterKey,
@@ -99,7 +100,6 @@ impl Identity {
                 audience: auth.audience.clone(),
                 access_ttl_secs: secs(auth.access_token_ttl_secs),
             },
-            verified: Arc::new(tokens::VerifiedTokens::new(50_000)),
             refresh_ttl_secs: secs(auth.refresh_token_ttl_secs),
             guest_ttl_secs: secs(auth.guest_ttl_secs),
             key,
@@ -116,8 +116,56 @@ impl Identity {
         &self.db
     }
 
-    pub fn jwks(&self) -> &serde_json::Value {
+    /// The public keys that verify access tokens now, as a JSON Web Key Set.
+    pub fn jwks(&self) -> serde_json::Value {
         self.keys.jwks()
+    }
+
+    /// Makes a new key the signer. The keys it replaces keep verifying until every token
+    /// they may have signed has expired: the access-token lifetime, plus the verification
+    /// leeway, plus one reload interval (other nodes sign with the old key until they
+    /// reload). Keys past their retirement are deleted. This node switches at once; others
+    /// within [`keys::RELOAD_INTERVAL`], or sooner when they see a token of the new key.
+    pub async fn rotate_keys(&self) -> anyhow::Result<Rotation> {
+        let grace = TimeDelta::seconds(self.tokens.access_ttl_secs)
+            + TimeDelta::seconds(tokens::LEEWAY_SECS)
+            + TimeDelta::from_std(keys::RELOAD_INTERVAL).context("reload interval")?;
+        let rotation = keys::rotate(&self.db, grace).await?;
+        self.keys.reload(&self.db).await?;
+        Ok(rotation)
+    }
+
+    /// Re-reads the signing keys now; returns whether they changed.
+    pub async fn reload_keys(&self) -> anyhow::Result<bool> {
+        self.keys.reload(&self.db).await
+    }
+
+    /// Keeps this node's keys current (see [`KeyRing::refresh_forever`]); run it as a task
+    /// for as long as the server serves.
+    pub fn refresh_keys_forever(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.keys.clone().refresh_forever(self.db.clone())
+    }
+
+    /// Signature and claims of an access token, reloading the keys once (rate-limited) when
+    /// it names a key this node does not know yet.
+    async fn verify_access(&self, token: &str, now: i64) -> Result<VerifiedAccess, IdentityError> {
+        let first = {
+            let keys = self.keys.current();
+            keys.memo.verify(&keys, &self.tokens, token, now)
+        };
+        match first {
+            Ok(access) => Ok(access),
+            Err(Refusal::Invalid) => Err(IdentityError::InvalidToken),
+            Err(Refusal::UnknownKid) => {
+                if !self.keys.reload_for_unknown_kid(&self.db).await {
+                    return Err(IdentityError::InvalidToken);
+                }
+                let keys = self.keys.current();
+                keys.memo
+                    .verify(&keys, &self.tokens, token, now)
+                    .map_err(|_| IdentityError::InvalidToken)
+            }
+        }
     }
 
     /// Hashes a new password (do this before opening the transaction that stores it).
@@ -351,10 +399,7 @@ impl Identity {
     /// Checks a bearer access token and that its session is live; returns the caller.
     pub async fn authenticate(&self, token: &str) -> Result<Authenticated, IdentityError> {
         let now = tenantry_core::now();
-        let claims = self
-            .verified
-            .verify(&self.keys, &self.tokens, token, now.timestamp())
-            .ok_or(IdentityError::InvalidToken)?;
+        let claims = self.verify_access(token, now.timestamp()).await?;
         let user: User = self
             .db
             .read_optional(

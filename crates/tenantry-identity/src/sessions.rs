@@ -143,7 +143,7 @@ impl Identity {
         refresh_token: String,
     ) -> Result<TokenPair, IdentityError> {
         let access_token = tokens::issue_access(
-            &self.keys,
+            &self.keys.current(),
             &self.tokens,
             user_id,
             session_id,

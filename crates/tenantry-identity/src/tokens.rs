@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tenantry_core::{SessionId, UserId};
 use uuid::Uuid;
 
-use crate::keys::KeyRing;
+use crate::keys::KeySet;
 
 /// Prefix that makes a leaked refresh token recognisable to secret scanners.
 pub const REFRESH_PREFIX: &str = "tnr_";
@@ -42,8 +42,8 @@ pub struct TokenSettings {
     pub access_ttl_secs: i64,
 }
 
-pub fn issue_access(
-    keys: &KeyRing,
+pub(crate) fn issue_access(
+    keys: &KeySet,
     settings: &TokenSettings,
     user_id: UserId,
     session_id: SessionId,
@@ -64,12 +64,22 @@ pub fn issue_access(
     Ok(jsonwebtoken::encode(&header, &claims, key)?)
 }
 
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Well-formed header naming a `kid` this key set does not hold: a newer set might.
+    UnknownKid,
+    Invalid,
+}
+
 /// Memoises successful signature verifications. Clients reuse one access token for many
 /// requests, and an Ed25519 verification costs more than the rest of a typical request; the
 /// key is the exact token text, so only a byte-identical copy of a token that already
-/// verified can hit. Expiry is still checked on every hit, and session liveness is checked
-/// against the database by the caller either way.
-pub struct VerifiedTokens {
+/// verified can hit. Each entry keeps the token's deadline (its expiry plus leeway, or its
+/// key's retirement if sooner), checked on every hit; session liveness is checked against
+/// the database by the caller either way. Every key set has its own memo, so a reload that
+/// drops or shortens a key starts from an empty one.
+pub(crate) struct VerifiedTokens {
     entries: parking_lot::RwLock<HashMap<Box<str>, (VerifiedAccess, i64)>>,
     capacity: usize,
 }
@@ -83,64 +93,81 @@ impl std::fmt::Debug for VerifiedTokens {
 }
 
 impl VerifiedTokens {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             entries: parking_lot::RwLock::new(HashMap::with_capacity(capacity.min(1024))),
             capacity: capacity.max(1),
         }
     }
 
-    /// Verifies `token` (see [`verify_access`]), consulting and filling the memo.
-    pub fn verify(
+    /// Verifies `token` against `keys` (see [`verify_access`]), consulting and filling the
+    /// memo; `keys` must be the set this memo belongs to.
+    pub(crate) fn verify(
         &self,
-        keys: &KeyRing,
+        keys: &KeySet,
         settings: &TokenSettings,
         token: &str,
         now: i64,
-    ) -> Option<VerifiedAccess> {
-        if let Some((access, exp)) = self.entries.read().get(token) {
-            return (now < *exp + LEEWAY_SECS).then_some(*access);
+    ) -> Result<VerifiedAccess, Refusal> {
+        if let Some((access, deadline)) = self.entries.read().get(token) {
+            return if now < *deadline {
+                Ok(*access)
+            } else {
+                Err(Refusal::Invalid)
+            };
         }
-        let (access, exp) = verify_access(keys, settings, token)?;
+        let (access, deadline) = verify_access(keys, settings, token, now)?;
         let mut entries = self.entries.write();
         if entries.len() >= self.capacity {
             // Dropping everything is crude but bounded and O(1) amortised; hot tokens
             // come straight back on their next request.
             entries.clear();
         }
-        entries.insert(token.into(), (access, exp));
-        Some(access)
+        entries.insert(token.into(), (access, deadline));
+        Ok(access)
     }
 }
 
-const LEEWAY_SECS: i64 = 30;
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECS: i64 = 30;
 
-/// Verifies signature, algorithm, `kid`, issuer, audience and time claims; returns the
-/// assertion and its expiry. Session liveness is checked by the caller against the database.
-pub fn verify_access(
-    keys: &KeyRing,
+/// Verifies signature, algorithm, `kid` (and that its key has not retired), issuer, audience
+/// and time claims; returns the assertion and the moment it stops being valid (the earlier
+/// of expiry plus leeway and the key's retirement). Session liveness is checked by the
+/// caller against the database.
+pub(crate) fn verify_access(
+    keys: &KeySet,
     settings: &TokenSettings,
     token: &str,
-) -> Option<(VerifiedAccess, i64)> {
-    let header = jsonwebtoken::decode_header(token).ok()?;
+    now: i64,
+) -> Result<(VerifiedAccess, i64), Refusal> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| Refusal::Invalid)?;
     // Only our own algorithm: refuses `none`, HMAC-with-public-key confusion and the like.
     if header.alg != Algorithm::EdDSA {
-        return None;
+        return Err(Refusal::Invalid);
     }
-    let key = keys.verifying(header.kid.as_deref()?)?;
+    let kid = header.kid.as_deref().ok_or(Refusal::Invalid)?;
+    let verifier = keys.verifier(kid).ok_or(Refusal::UnknownKid)?;
+    if now >= verifier.retires_at {
+        return Err(Refusal::Invalid);
+    }
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.set_issuer(&[&settings.issuer]);
     validation.set_audience(&[&settings.audience]);
     validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
     validation.validate_nbf = true;
     validation.leeway = LEEWAY_SECS as u64;
-    let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).ok()?;
-    Some((
+    let data = jsonwebtoken::decode::<AccessClaims>(token, &verifier.key, &validation)
+        .map_err(|_| Refusal::Invalid)?;
+    Ok((
         VerifiedAccess {
             user_id: UserId::from_uuid(data.claims.sub),
             session_id: SessionId::from_uuid(data.claims.sid),
         },
-        data.claims.exp,
+        data.claims
+            .exp
+            .saturating_add(LEEWAY_SECS)
+            .min(verifier.retires_at),
     ))
 }
 
@@ -170,36 +197,46 @@ pub fn digest(token: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use chrono::{TimeDelta, Utc};
 
-    #[test]
-    fn memo_still_enforces_expiry_and_rejects_what_never_verified() {
-        let keys = crate::keys::tests::ring();
-        let settings = TokenSettings {
+    use super::*;
+    use crate::keys::{
+        StoredKey,
+        tests::{set, stored},
+    };
+
+    fn settings() -> TokenSettings {
+        TokenSettings {
             issuer: "i".into(),
             audience: "a".into(),
             access_ttl_secs: 60,
-        };
-        let now = chrono::Utc::now().timestamp();
+        }
+    }
+
+    #[test]
+    fn memo_still_enforces_expiry_and_rejects_what_never_verified() {
+        let keys = set(&[stored(None)]);
+        let settings = settings();
+        let now = Utc::now().timestamp();
         let token = issue_access(&keys, &settings, UserId::new(), SessionId::new(), now).unwrap();
         let memo = VerifiedTokens::new(2);
-        assert!(memo.verify(&keys, &settings, &token, now).is_some());
-        assert!(memo.verify(&keys, &settings, &token, now).is_some(), "hit");
-        assert!(
-            memo.verify(&keys, &settings, &token, now + 60 + LEEWAY_SECS)
-                .is_none(),
+        assert!(memo.verify(&keys, &settings, &token, now).is_ok());
+        assert!(memo.verify(&keys, &settings, &token, now).is_ok(), "hit");
+        assert_eq!(
+            memo.verify(&keys, &settings, &token, now + 60 + LEEWAY_SECS),
+            Err(Refusal::Invalid),
             "expired hit"
         );
         let mut forged = token.clone();
         forged.push('x');
-        assert!(memo.verify(&keys, &settings, &forged, now).is_none());
+        assert!(memo.verify(&keys, &settings, &forged, now).is_err());
         let other = TokenSettings {
             audience: "b".into(),
             ..settings.clone()
         };
         let foreign = issue_access(&keys, &other, UserId::new(), SessionId::new(), now).unwrap();
         assert!(
-            memo.verify(&keys, &settings, &foreign, now).is_none(),
+            memo.verify(&keys, &settings, &foreign, now).is_err(),
             "wrong audience"
         );
         // Bounded: a third entry evicts.
@@ -208,6 +245,41 @@ mod tests {
             memo.verify(&keys, &settings, &t, now).unwrap();
         }
         assert!(memo.entries.read().len() <= 2);
+    }
+
+    #[test]
+    fn a_retiring_key_verifies_until_its_retirement_memo_included() {
+        let settings = settings();
+        let t = Utc::now();
+        let now = t.timestamp();
+        let retiring = stored(Some(t + TimeDelta::seconds(10)));
+        let before = set(&[StoredKey {
+            retired_at: None,
+            ..retiring.clone()
+        }]);
+        let token = issue_access(&before, &settings, UserId::new(), SessionId::new(), now).unwrap();
+        let after = set(&[stored(None), retiring]);
+        assert_ne!(after.signing().0, before.signing().0);
+        let memo = VerifiedTokens::new(8);
+        assert!(memo.verify(&after, &settings, &token, now).is_ok());
+        assert!(
+            memo.verify(&after, &settings, &token, now + 9).is_ok(),
+            "hit before retirement"
+        );
+        assert_eq!(
+            memo.verify(&after, &settings, &token, now + 10),
+            Err(Refusal::Invalid),
+            "hit at retirement"
+        );
+        assert_eq!(
+            verify_access(&after, &settings, &token, now + 10).err(),
+            Some(Refusal::Invalid),
+            "miss at retirement"
+        );
+        assert_eq!(
+            verify_access(&set(&[stored(None)]), &settings, &token, now).err(),
+            Some(Refusal::UnknownKid)
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub async fn register(
     for attempt in 0..SLUG_ATTEMPTS {
         let mut tx = identity.db().begin_write().await?;
         let user = Identity::insert_user(&mut tx, &new, hash.clone(), false).await?;
+        // Before the tenant: creating it switches this transaction to the tenant role.
+        identity.queue_verification(&mut tx, &user).await?;
         let tenant = match (&tenant_name, &base) {
             (Some(name), Some(base)) => {
                 let slug = if attempt == 0 {
@@ -35,7 +37,6 @@ pub async fn register(
             }
             _ => None,
         };
-        identity.queue_verification(&mut tx, &user).await?;
         tx.commit().await?;
         identity.mailer().wake();
         tracing::info!(user_id = %user.id, tenant_id = ?tenant.as_ref().map(|t| t.id), "user registered");

@@ -75,6 +75,9 @@ enum AdminAction {
         #[arg(long)]
         password: String,
     },
+    /// Generate a new access-token signing key; the previous one keeps verifying until the
+    /// tokens it signed have expired.
+    RotateKeys,
 }
 
 fn init_logging(config: &Config, server: bool) -> anyhow::Result<()> {
@@ -262,6 +265,27 @@ async fn admin(config: Config, action: AdminAction) -> anyhow::Result<()> {
                     user.id
                 );
             }
+            Ok(())
+        }
+        AdminAction::RotateKeys => {
+            let db = connect(&config).await?;
+            Migrator::new(tenantry_api::migrations())?.up(&db).await?;
+            let identity = tenantry_api::identity(&db, &config).await?;
+            let rotation = identity.rotate_keys().await?;
+            eprintln!("new signing key: {}", rotation.kid);
+            for (kid, until) in &rotation.retiring {
+                eprintln!(
+                    "previous key {kid} keeps verifying until {}",
+                    until.format("%Y-%m-%dT%H:%M:%SZ")
+                );
+            }
+            if rotation.deleted > 0 {
+                eprintln!("deleted {} retired key(s)", rotation.deleted);
+            }
+            eprintln!(
+                "running servers switch to the new key within {} s",
+                tenantry_identity::RELOAD_INTERVAL.as_secs()
+            );
             Ok(())
         }
     }

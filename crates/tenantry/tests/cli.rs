@@ -94,7 +94,7 @@ fn migrations_round_trip(env: &Env) {
     let up = env.run(&["migrate", "up"]);
     assert!(up.status.success(), "{}", stderr(&up));
     assert!(
-        stderr(&up).contains("applied 3 migration(s)"),
+        stderr(&up).contains("applied 5 migration(s)"),
         "{}",
         stderr(&up)
     );
@@ -106,7 +106,11 @@ fn migrations_round_trip(env: &Env) {
     );
     let down = env.run(&["migrate", "down", "--to", "2026112210"]);
     assert!(down.status.success(), "{}", stderr(&down));
-    assert!(stderr(&down).contains("[2026112220]"), "{}", stderr(&down));
+    assert!(
+        stderr(&down).contains("[2026112231, 2026112230, 2026112220]"),
+        "{}",
+        stderr(&down)
+    );
     let status = stderr(&env.run(&["migrate", "status"]));
     let tenancy = status
         .lines()
@@ -122,7 +126,7 @@ fn migrations_round_trip(env: &Env) {
     assert!(down_all.status.success(), "{}", stderr(&down_all));
     let up = env.run(&["migrate", "up"]);
     assert!(
-        stderr(&up).contains("applied 3 migration(s)"),
+        stderr(&up).contains("applied 5 migration(s)"),
         "{}",
         stderr(&up)
     );
@@ -258,4 +262,82 @@ fn serve_keeps_its_keys_and_stops_on_sigterm() {
         .status()
         .unwrap();
     assert!(second.wait().unwrap().success());
+}
+
+/// The `kid`s of the JWKS a server publishes, sorted.
+fn published_kids(addr: &str) -> Vec<String> {
+    let response = http_get(addr, "/.well-known/jwks.json");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body = response.split_once("\r\n\r\n").unwrap().1;
+    let jwks: serde_json::Value = serde_json::from_str(body).unwrap();
+    let mut kids: Vec<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    kids.sort();
+    kids
+}
+
+fn stop(mut server: Child) {
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(server.wait().unwrap().success());
+}
+
+#[test]
+fn rotate_keys_makes_a_new_signer_and_keeps_the_old_key_published() {
+    let env = Env::sqlite();
+    let (server, addr) = env.serve();
+    let before = published_kids(&addr);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let old = before[0].clone();
+
+    // Rotated while the server runs, as an operator would.
+    let out = env.run(&["admin", "rotate-keys"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    let new = text
+        .lines()
+        .find_map(|l| l.strip_prefix("new signing key: "))
+        .unwrap_or_else(|| panic!("no new kid in: {text}"))
+        .trim()
+        .to_owned();
+    assert_ne!(new, old);
+    let retiring = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("previous key {old} keeps verifying until ")))
+        .unwrap_or_else(|| panic!("no retirement time for {old} in: {text}"));
+    let until: chrono::DateTime<chrono::Utc> = retiring.trim().parse().unwrap();
+    // Default access TTL 900 s + 30 s leeway + 60 s reload interval.
+    let grace = (until - chrono::Utc::now()).num_seconds();
+    assert!((980..=991).contains(&grace), "grace {grace} s: {text}");
+    assert!(text.contains("within 60 s"), "{text}");
+    stop(server);
+
+    let (server, addr) = env.serve();
+    let mut both = vec![old.clone(), new.clone()];
+    both.sort();
+    assert_eq!(
+        published_kids(&addr),
+        both,
+        "old and new keys are published"
+    );
+    stop(server);
+
+    // A second rotation retires the current signer too; nothing has expired yet.
+    let out = env.run(&["admin", "rotate-keys"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!("previous key {new} keeps verifying until ")),
+        "{text}"
+    );
+    assert!(!text.contains("deleted"), "{text}");
+    let (server, addr) = env.serve();
+    assert_eq!(published_kids(&addr).len(), 3);
+    stop(server);
 }

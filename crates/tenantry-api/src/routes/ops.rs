@@ -75,7 +75,7 @@ pub async fn index() -> Json<serde_json::Value> {
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
-        Json(state.identity.jwks().clone()),
+        Json(state.identity.jwks()),
     )
 }
 

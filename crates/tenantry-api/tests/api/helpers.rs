@@ -20,6 +20,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Owner connection URL of this test's PostgreSQL database.
     pub database_url: Option<String>,
+    /// The running server's state (its database pool, identity service and configuration).
+    pub state: tenantry_api::AppState,
     data_dir: std::path::PathBuf,
     _owned_dir: Option<tempfile::TempDir>,
 }
@@ -107,11 +109,13 @@ async fn start(
         .await
         .expect("application builds");
     let addr = app.local_addr().expect("local addr");
+    let state = app.state().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     TestApp {
         addr,
         client: reqwest::Client::new(),
         database_url,
+        state,
         data_dir,
         _owned_dir: None,
     }
@@ -121,6 +125,32 @@ impl TestApp {
     /// A second server on the same database and data directory (a restart, or another node).
     pub async fn sibling(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
         start(self.data_dir.clone(), self.database_url.clone(), configure).await
+    }
+}
+
+/// The `kid` in a JWT's header.
+pub fn kid_of(token: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let header = token.split('.').next().expect("header segment");
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("base64url header"))
+            .expect("JSON header");
+    header["kid"].as_str().expect("kid").to_owned()
+}
+
+impl TestApp {
+    /// The `kid`s the server publishes at /.well-known/jwks.json, sorted.
+    pub async fn jwks_kids(&self) -> Vec<String> {
+        let resp = self.get("/.well-known/jwks.json", None).await;
+        resp.assert(200);
+        let mut kids: Vec<String> = resp.body["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().expect("kid").to_owned())
+            .collect();
+        kids.sort();
+        kids
     }
 }
 

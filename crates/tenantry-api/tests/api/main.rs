@@ -11,6 +11,8 @@ mod ops;
 mod projects;
 mod recovery;
 mod rls;
+mod rotation;
 mod sweep;
 mod tenants;
+mod tokens;
 mod users;

@@ -21,6 +21,9 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/refresh"),
     ("POST", "/api/v1/auth/guest"),
+    ("POST", "/api/v1/auth/forgot-password"),
+    ("POST", "/api/v1/auth/reset-password"),
+    ("POST", "/api/v1/auth/verify-email"),
 ];
 
 fn body_for(method: &Method) -> Option<Value> {
