@@ -41,10 +41,22 @@ pub enum IdentityError {
     SessionNotFound,
     #[error("user not found")]
     UserNotFound,
+    /// Too many password hashes are waiting; retry shortly.
+    #[error("busy")]
+    Busy,
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::password::HashError> for IdentityError {
+    fn from(error: crate::password::HashError) -> Self {
+        match error {
+            crate::password::HashError::Busy => Self::Busy,
+            crate::password::HashError::Failed(e) => Self::Internal(e),
+        }
+    }
 }
 
 impl From<IdentityError> for Problem {
@@ -78,6 +90,9 @@ impl From<IdentityError> for Problem {
                 .with_detail("too many failed attempts; try again later")
                 .with_retry_after(retry_after_secs),
             IdentityError::SessionNotFound | IdentityError::UserNotFound => Problem::not_found(),
+            IdentityError::Busy => Problem::not_ready()
+                .with_detail("too many sign-ins at once; retry in a moment")
+                .with_retry_after(1),
             IdentityError::Db(e) => e.into(),
             IdentityError::Internal(e) => Problem::internal_error(&e),
         }

@@ -29,6 +29,7 @@ use rand::RngCore;
 use sea_query::{Expr, ExprTrait, Order, Query};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use tenantry_core::crypto::MasterKey;
 use tenantry_db::{Db, DbError, FromRow, Row};
 
 use crate::tokens::VerifiedTokens;
@@ -182,6 +183,8 @@ pub struct KeyRing {
     unknown_kid_gate: RateGate,
     /// Wakes the background refresher when the set changed (its next wake-up may move).
     changed: tokio::sync::Notify,
+    /// Private keys are stored sealed with the data key.
+    sealer: MasterKey,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -216,10 +219,36 @@ fn generate() -> anyhow::Result<StoredKey> {
     })
 }
 
+/// Sealing context of a private key: a sealed key moved to another row does not open.
+fn seal_context(kid: &str) -> String {
+    format!("signing_key:{kid}")
+}
+
+/// PKCS#8 DER starts with a SEQUENCE tag; sealed values start with their format byte.
+const DER_SEQUENCE: u8 = 0x30;
+
+/// The stored private key in the clear: sealed ones are opened, keys written before keys
+/// were sealed (plain DER) are taken as they are.
+fn open_private(key: &mut StoredKey, sealer: &MasterKey) -> anyhow::Result<()> {
+    if key.private_der.first() != Some(&DER_SEQUENCE) {
+        key.private_der = sealer
+            .open(&key.private_der, &seal_context(&key.kid))
+            .with_context(|| {
+                format!(
+                    "signing key {} does not decrypt: the data key (TENANTRY_SECRET_KEY or \
+                     <data_dir>/secret.key) differs from the one that sealed it",
+                    key.kid
+                )
+            })?;
+    }
+    Ok(())
+}
+
 async fn insert(
     tx: &mut tenantry_db::Tx,
     key: &StoredKey,
     now: DateTime<Utc>,
+    sealer: &MasterKey,
 ) -> anyhow::Result<()> {
     tx.execute(
         Query::insert()
@@ -234,7 +263,9 @@ async fn insert(
             .values_panic([
                 key.kid.clone().into(),
                 ALGORITHM.into(),
-                key.private_der.clone().into(),
+                sealer
+                    .seal(&key.private_der, &seal_context(&key.kid))
+                    .into(),
                 key.public_raw.clone().into(),
                 now.into(),
             ]),
@@ -245,9 +276,9 @@ async fn insert(
 }
 
 /// The keys that still verify, newest first.
-async fn load(db: &Db) -> anyhow::Result<Vec<StoredKey>> {
+async fn load(db: &Db, sealer: &MasterKey) -> anyhow::Result<Vec<StoredKey>> {
     let mut tx = db.begin_read().await?;
-    let keys = tx
+    let mut keys: Vec<StoredKey> = tx
         .fetch_all(
             Query::select()
                 .columns(["kid", "private_key", "public_key", "retired_at"])
@@ -263,20 +294,23 @@ async fn load(db: &Db) -> anyhow::Result<Vec<StoredKey>> {
         .await
         .context("loading signing keys")?;
     tx.commit().await?;
+    for key in &mut keys {
+        open_private(key, sealer)?;
+    }
     Ok(keys)
 }
 
 /// Loads the keys, generating a signer when none is in service.
-async fn load_or_create(db: &Db) -> anyhow::Result<KeySet> {
-    let mut keys = load(db).await?;
+async fn load_or_create(db: &Db, sealer: &MasterKey) -> anyhow::Result<KeySet> {
+    let mut keys = load(db, sealer).await?;
     if keys.iter().all(|k| k.retired_at.is_some()) {
         let key = generate()?;
         let mut tx = db.begin_write().await?;
-        insert(&mut tx, &key, tenantry_core::now()).await?;
+        insert(&mut tx, &key, tenantry_core::now(), sealer).await?;
         tx.commit().await?;
         tracing::info!(kid = key.kid, "generated an access-token signing key");
         // Another node may have raced us; whatever is stored now is the truth.
-        keys = load(db).await?;
+        keys = load(db, sealer).await?;
     }
     KeySet::from_stored(&keys)
 }
@@ -294,7 +328,11 @@ pub struct Rotation {
 
 /// Makes a new key the signer; the keys in service until now keep verifying for `grace`.
 /// Keys whose retirement has passed are deleted.
-pub(crate) async fn rotate(db: &Db, grace: TimeDelta) -> anyhow::Result<Rotation> {
+pub(crate) async fn rotate(
+    db: &Db,
+    grace: TimeDelta,
+    sealer: &MasterKey,
+) -> anyhow::Result<Rotation> {
     let now = tenantry_core::now();
     let retires_at = now + grace;
     let key = generate()?;
@@ -318,7 +356,7 @@ pub(crate) async fn rotate(db: &Db, grace: TimeDelta) -> anyhow::Result<Rotation
                 .order_by("kid", Order::Desc),
         )
         .await?;
-    insert(&mut tx, &key, now).await?;
+    insert(&mut tx, &key, now, sealer).await?;
     tx.execute(
         Query::update()
             .table("signing_keys")
@@ -339,12 +377,13 @@ pub(crate) async fn rotate(db: &Db, grace: TimeDelta) -> anyhow::Result<Rotation
 
 impl KeyRing {
     /// Loads the keys, generating the first one when there is none.
-    pub async fn load_or_create(db: &Db) -> anyhow::Result<Self> {
-        Ok(Self::with(load_or_create(db).await?))
+    pub async fn load_or_create(db: &Db, sealer: MasterKey) -> anyhow::Result<Self> {
+        Ok(Self::with(load_or_create(db, &sealer).await?, sealer))
     }
 
-    fn with(set: KeySet) -> Self {
+    fn with(set: KeySet, sealer: MasterKey) -> Self {
         Self {
+            sealer,
             current: RwLock::new(Arc::new(set)),
             reloading: tokio::sync::Mutex::new(()),
             unknown_kid_gate: RateGate::new(UNKNOWN_KID_RELOAD_GAP),
@@ -366,7 +405,7 @@ impl KeyRing {
     /// generation (and with it an empty verified-token memo).
     pub async fn reload(&self, db: &Db) -> anyhow::Result<bool> {
         let _one_at_a_time = self.reloading.lock().await;
-        let set = load_or_create(db).await?;
+        let set = load_or_create(db, &self.sealer).await?;
         let changed = {
             let current = self.current.read();
             set.loaded != current.loaded || set.signing_kid != current.signing_kid

@@ -2,6 +2,12 @@
 //! queues here instead of starving every other request of CPU, and the 19 MiB each hash
 //! needs is held by at most that many threads (`spawn_blocking` would let every blocking
 //! thread's allocator arena keep its own copy).
+//!
+//! The threads run at a lower scheduling priority (nice ≈ 9): when the CPU is contended,
+//! ordinary requests go first and hashing takes the rest, so a login storm cannot move other
+//! endpoints' latency much; on an idle machine hashing still gets every free cycle. The
+//! queue in front of them is bounded: beyond [`MAX_QUEUED_PER_THREAD`] waiting jobs per
+//! thread, callers are told the server is busy instead of waiting ever longer.
 
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -9,6 +15,20 @@ use anyhow::{Context, anyhow};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// Jobs that may wait per hashing thread before new ones are refused.
+pub const MAX_QUEUED_PER_THREAD: usize = 128;
+
+/// Lowers the calling thread's priority (Linux: nice ≈ 9). Failing is harmless.
+fn lower_priority() {
+    let priority = thread_priority::ThreadPriorityValue::try_from(25u8)
+        .map(thread_priority::ThreadPriority::Crossplatform);
+    if let Ok(priority) = priority
+        && let Err(e) = thread_priority::set_current_thread_priority(priority)
+    {
+        tracing::debug!(error = ?e, "could not lower the hashing thread's priority");
+    }
+}
 
 /// The hashing threads; they exit when the last `PasswordHasher` clone is dropped.
 struct Workers {
@@ -24,6 +44,7 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("tenantry-hash-{i}"))
                 .spawn(move || {
+                    lower_priority();
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match queue.lock() {
@@ -42,10 +63,22 @@ impl Workers {
     }
 }
 
+/// Why a hash did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The queue is full: answer "busy" rather than make the caller wait.
+    #[error("password hashing is saturated")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
     workers: Arc<Workers>,
+    /// Admission to the queue in front of the threads.
+    queue: Arc<tokio::sync::Semaphore>,
     /// A real hash of a random password: verifying against it when an e-mail is unknown makes
     /// "no such user" take as long as "wrong password".
     decoy: Arc<str>,
@@ -67,15 +100,33 @@ fn argon2(params: &Params) -> Argon2<'static> {
 impl PasswordHasher {
     /// `memory_kib` and `iterations` are floored at OWASP's argon2id minimum (19 MiB, t=2).
     pub fn new(memory_kib: u32, iterations: u32, max_concurrent: usize) -> anyhow::Result<Self> {
+        Self::with_queue(
+            memory_kib,
+            iterations,
+            max_concurrent,
+            MAX_QUEUED_PER_THREAD,
+        )
+    }
+
+    fn with_queue(
+        memory_kib: u32,
+        iterations: u32,
+        max_concurrent: usize,
+        queued_per_thread: usize,
+    ) -> anyhow::Result<Self> {
         let params = Params::new(memory_kib.max(19 * 1024), iterations.max(2), 1, None)
             .map_err(|e| anyhow!("invalid argon2 parameters: {e}"))?;
         let decoy = argon2(&params)
             .hash_password(uuid::Uuid::now_v7().as_bytes())
             .map_err(|e| anyhow!("hashing the decoy password: {e}"))?
             .to_string();
+        let threads = max_concurrent.max(1);
         Ok(Self {
             params,
-            workers: Arc::new(Workers::start(max_concurrent.max(1))?),
+            workers: Arc::new(Workers::start(threads)?),
+            queue: Arc::new(tokio::sync::Semaphore::new(
+                threads * queued_per_thread.max(1),
+            )),
             decoy: decoy.into(),
         })
     }
@@ -83,7 +134,12 @@ impl PasswordHasher {
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
+    ) -> Result<T, HashError> {
+        let _admitted = self
+            .queue
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| HashError::Busy)?;
         let hasher = argon2(&self.params);
         let (done, result) = tokio::sync::oneshot::channel();
         self.workers
@@ -91,21 +147,23 @@ impl PasswordHasher {
             .send(Box::new(move || {
                 let _ = done.send(work(hasher));
             }))
-            .map_err(|_| anyhow!("password hashing threads stopped"))?;
-        result.await.context("password hashing job failed")
+            .map_err(|_| HashError::Failed(anyhow!("password hashing threads stopped")))?;
+        result
+            .await
+            .map_err(|_| HashError::Failed(anyhow!("password hashing job failed")))
     }
 
     /// A PHC string (`$argon2id$v=19$m=…`) for storage.
-    pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let password = password.as_bytes().to_vec();
         self.run(move |argon| argon.hash_password(&password).map(|h| h.to_string()))
             .await?
-            .map_err(|e| anyhow!("hashing password: {e}"))
+            .map_err(|e| HashError::Failed(anyhow!("hashing password: {e}")))
     }
 
     /// True when `password` matches `stored`; with no stored hash, spends the same time and
     /// answers false.
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> anyhow::Result<bool> {
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> Result<bool, HashError> {
         let password = password.as_bytes().to_vec();
         let (hash, real) = match stored {
             Some(h) => (h.to_owned(), true),
@@ -121,6 +179,32 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let hasher = PasswordHasher::with_queue(1, 1, 1, 2).unwrap();
+        let hash = hasher.hash("correct horse battery").await.unwrap();
+        // Six tasks reach the queue within microseconds; a hash takes milliseconds.
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..6 {
+            let (hasher, hash) = (hasher.clone(), hash.clone());
+            tasks.spawn(async move { hasher.verify("correct horse battery", Some(&hash)).await });
+        }
+        let results = tasks.join_all().await;
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err(HashError::Busy)))
+            .count();
+        let ok = results.iter().filter(|r| matches!(r, Ok(true))).count();
+        assert_eq!((ok, busy), (2, 4), "two admitted, the rest refused");
+        // Admission frees up once those finished.
+        assert!(
+            hasher
+                .verify("correct horse battery", Some(&hash))
+                .await
+                .unwrap()
+        );
+    }
 
     #[tokio::test]
     async fn hashes_verify_and_use_owasp_parameters() {

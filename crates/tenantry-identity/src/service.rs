@@ -85,7 +85,7 @@ impl Identity {
         key: MasterKey,
         mailer: Mailer,
     ) -> anyhow::Result<Self> {
-        let keys = KeyRing::load_or_create(&db).await?;
+        let keys = KeyRing::load_or_create(&db, key.clone()).await?;
         let auth = &config.auth;
         Ok(Self {
             db,
@@ -130,7 +130,7 @@ impl Identity {
         let grace = TimeDelta::seconds(self.tokens.access_ttl_secs)
             + TimeDelta::seconds(tokens::LEEWAY_SECS)
             + TimeDelta::from_std(keys::RELOAD_INTERVAL).context("reload interval")?;
-        let rotation = keys::rotate(&self.db, grace).await?;
+        let rotation = keys::rotate(&self.db, grace, &self.key).await?;
         self.keys.reload(&self.db).await?;
         Ok(rotation)
     }

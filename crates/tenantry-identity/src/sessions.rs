@@ -159,7 +159,11 @@ impl Identity {
 
     /// Exchanges a refresh token for a new pair. Each token works once: presenting one that
     /// was already used (stolen, or replayed) revokes its whole session.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, IdentityError> {
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<TokenPair, IdentityError> {
         if !refresh_token.starts_with(tokens::REFRESH_PREFIX) {
             return Err(IdentityError::InvalidToken);
         }
@@ -197,7 +201,8 @@ impl Identity {
             return Err(IdentityError::InvalidToken);
         };
         if found.used_at.is_some() {
-            self.on_reuse(tx, found.session_id).await?;
+            self.on_reuse(tx, found.session_id, found.user_id, client)
+                .await?;
             return Err(IdentityError::InvalidToken);
         }
         if found.session_revoked_at.is_some()
@@ -218,7 +223,8 @@ impl Identity {
             )
             .await?;
         if claimed != 1 {
-            self.on_reuse(tx, found.session_id).await?;
+            self.on_reuse(tx, found.session_id, found.user_id, client)
+                .await?;
             return Err(IdentityError::InvalidToken);
         }
         let ttl = if found.is_guest {
@@ -240,8 +246,22 @@ impl Identity {
         self.token_pair(found.user_id, found.session_id, refresh_token)
     }
 
-    async fn on_reuse(&self, mut tx: Tx, session_id: SessionId) -> Result<(), IdentityError> {
+    async fn on_reuse(
+        &self,
+        mut tx: Tx,
+        session_id: SessionId,
+        user_id: UserId,
+        client: &ClientInfo,
+    ) -> Result<(), IdentityError> {
         revoke(&mut tx, session_id, "refresh_token_reuse").await?;
+        crate::security::record(
+            &mut tx,
+            Some(user_id),
+            crate::SecurityEventKind::RefreshTokenReused,
+            client,
+            serde_json::json!({ "session_id": session_id }),
+        )
+        .await?;
         tx.commit().await?;
         tracing::warn!(
             event = "refresh_token_reuse",

@@ -227,7 +227,7 @@ pub async fn refresh(
     Json(body): Json<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, Problem> {
     state.limits.check(Bucket::Token, &client)?;
-    let tokens = state.identity.refresh(&body.refresh_token).await?;
+    let tokens = state.identity.refresh(&body.refresh_token, &client).await?;
     Ok(Json(tokens.into()))
 }
 

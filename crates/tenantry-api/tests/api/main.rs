@@ -4,9 +4,11 @@
 
 mod helpers;
 
+mod abuse;
 mod auth;
 mod isolation;
 mod members;
+mod mfa;
 mod ops;
 mod projects;
 mod recovery;

@@ -70,10 +70,19 @@ impl Forger {
             .await
             .unwrap();
         let row = rows.into_iter().next().expect("a signing key in service");
+        // Stored sealed with the data key (not as PKCS#8 DER, which starts with 0x30).
+        assert_ne!(
+            row.private_der[0], 0x30,
+            "the private key is encrypted at rest"
+        );
+        let sealer = tenantry_core::crypto::MasterKey::load_or_create(&app.state.config).unwrap();
+        let private_der = sealer
+            .open(&row.private_der, &format!("signing_key:{}", row.kid))
+            .unwrap();
         Self {
-            key: SigningKey::from_pkcs8_der(&row.private_der).unwrap(),
+            key: SigningKey::from_pkcs8_der(&private_der).unwrap(),
             kid: row.kid,
-            private_der: row.private_der,
+            private_der,
             public_raw: row.public_raw,
             issuer: app.state.config.effective_issuer(),
             audience: app.state.config.auth.audience.clone(),

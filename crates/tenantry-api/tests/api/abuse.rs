@@ -1,0 +1,226 @@
+//! Abuse resistance: per-account login throttling with exponential back-off (the same for
+//! unknown addresses), per-IP limits on the unauthenticated identity endpoints, and the
+//! security events they leave.
+
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp, unique_email};
+
+crate::backend_tests!(
+    failed_logins_lock_the_address_with_back_off,
+    unknown_addresses_lock_exactly_like_real_ones,
+    per_ip_limits_answer_429_with_retry_after,
+    refresh_token_reuse_is_a_security_event,
+);
+
+async fn attempt(app: &TestApp, email: &str, password: &str) -> crate::helpers::Resp {
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+fn retry_after(resp: &crate::helpers::Resp) -> u64 {
+    resp.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+async fn failed_logins_lock_the_address_with_back_off(app: TestApp) {
+    let email = unique_email("throttle");
+    let user = app.register(&email).await;
+    for i in 0..5 {
+        attempt(&app, &email, "wrong password!")
+            .await
+            .assert_problem(401, "invalid_credentials");
+        let _ = i;
+    }
+    // Locked now: even the right password waits, and no hash is spent on it.
+    let locked = attempt(&app, &email, PASSWORD).await;
+    locked.assert_problem(429, "rate_limited");
+    assert!(
+        (1..=2).contains(&retry_after(&locked)),
+        "{:?}",
+        locked.headers
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The sixth failure doubles the lock.
+    attempt(&app, &email, "wrong password!")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    let locked = attempt(&app, &email, PASSWORD).await;
+    locked.assert_problem(429, "rate_limited");
+    assert!(
+        (2..=3).contains(&retry_after(&locked)),
+        "{:?}",
+        locked.headers
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // A success clears the record.
+    attempt(&app, &email, PASSWORD).await.assert(200);
+    attempt(&app, &email, "wrong password!")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    attempt(&app, &email, PASSWORD).await.assert(200);
+
+    let events = app
+        .get(
+            "/api/v1/users/me/security-events?limit=200",
+            Some(&user.token),
+        )
+        .await;
+    let kinds: Vec<&str> = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "login_failed").count(),
+        7,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"login_locked"), "{kinds:?}");
+    let first = &events.body["items"][0];
+    assert_eq!(first["ip"], "127.0.0.1");
+}
+
+async fn unknown_addresses_lock_exactly_like_real_ones(app: TestApp) {
+    let real = unique_email("real");
+    app.register(&real).await;
+    let ghost = unique_email("ghost");
+    for email in [&real, &ghost] {
+        for _ in 0..5 {
+            attempt(&app, email, "wrong password!")
+                .await
+                .assert_problem(401, "invalid_credentials");
+        }
+    }
+    let a = attempt(&app, &real, "wrong password!").await;
+    let b = attempt(&app, &ghost, "wrong password!").await;
+    a.assert_problem(429, "rate_limited");
+    b.assert_problem(429, "rate_limited");
+    assert_eq!(a.body, b.body, "identical answers");
+    // Case and surrounding space do not make a new key.
+    attempt(&app, &format!(" {} ", real.to_uppercase()), PASSWORD)
+        .await
+        .assert_problem(429, "rate_limited");
+}
+
+async fn per_ip_limits_answer_429_with_retry_after(app: TestApp) {
+    let limited = app
+        .sibling(|config| {
+            config.rate_limits.login_per_minute = 3;
+            config.rate_limits.register_per_hour = 2;
+            config.rate_limits.password_reset_per_hour = 2;
+            config.rate_limits.guest_per_hour = 2;
+            config.rate_limits.token_per_minute = 2;
+        })
+        .await;
+    let email = unique_email("ip");
+    let register = |email: String| {
+        let app = &limited;
+        async move {
+            app.post(
+                "/api/v1/auth/register",
+                None,
+                json!({"email": email, "password": PASSWORD, "first_name": "A", "last_name": "B"}),
+            )
+            .await
+        }
+    };
+    register(email.clone()).await.assert(201);
+    register(unique_email("ip2")).await.assert(201);
+    let refused = register(unique_email("ip3")).await;
+    refused.assert_problem(429, "rate_limited");
+    assert!(retry_after(&refused) >= 1);
+
+    for _ in 0..3 {
+        attempt(&limited, &email, PASSWORD).await.assert(200);
+    }
+    let refused = attempt(&limited, &email, PASSWORD).await;
+    refused.assert_problem(429, "rate_limited");
+    assert!(
+        (1..=21).contains(&retry_after(&refused)),
+        "{:?}",
+        refused.headers
+    );
+
+    for _ in 0..2 {
+        limited
+            .post(
+                "/api/v1/auth/forgot-password",
+                None,
+                json!({"email": email}),
+            )
+            .await
+            .assert(202);
+    }
+    limited
+        .post(
+            "/api/v1/auth/forgot-password",
+            None,
+            json!({"email": email}),
+        )
+        .await
+        .assert_problem(429, "rate_limited");
+    for _ in 0..2 {
+        limited
+            .post("/api/v1/auth/guest", None, json!({}))
+            .await
+            .assert(201);
+    }
+    limited
+        .post("/api/v1/auth/guest", None, json!({}))
+        .await
+        .assert_problem(429, "rate_limited");
+    for _ in 0..2 {
+        limited
+            .post("/api/v1/auth/verify-email", None, json!({"token": "x"}))
+            .await
+            .assert_problem(400, "link_invalid");
+    }
+    limited
+        .post("/api/v1/auth/verify-email", None, json!({"token": "x"}))
+        .await
+        .assert_problem(429, "rate_limited");
+    // Authenticated endpoints are not affected by these limits.
+    let user = app.login(&email).await;
+    limited
+        .get("/api/v1/users/me", Some(&user.token))
+        .await
+        .assert(200);
+}
+
+async fn refresh_token_reuse_is_a_security_event(app: TestApp) {
+    let user = app.register(&unique_email("reuse")).await;
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": user.refresh}),
+    )
+    .await
+    .assert(200);
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({"refresh_token": user.refresh}),
+    )
+    .await
+    .assert(401);
+    let fresh = app.login(&user.email).await;
+    let events = app
+        .get("/api/v1/users/me/security-events", Some(&fresh.token))
+        .await;
+    let kinds: Vec<&str> = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"refresh_token_reused"), "{kinds:?}");
+}

@@ -1,0 +1,230 @@
+//! TOTP two-step verification: enrolment, login with codes and recovery codes, replay
+//! refusal, disabling, notifications and encryption at rest.
+
+use sea_query::{Expr, ExprTrait, Query};
+use serde_json::json;
+use tenantry_db::{DbError, FromRow, Row};
+use tenantry_testkit::SmtpSink;
+use totp_rs::{Algorithm, Builder, Secret};
+
+use crate::helpers::{PASSWORD, TestApp, unique_email};
+
+crate::mail_tests!(totp_enrolment_login_recovery_and_disable);
+crate::backend_tests!(mfa_endpoints_validate_and_need_a_session);
+
+struct Sealed(Vec<u8>);
+
+impl FromRow for Sealed {
+    fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
+        Ok(Self(row.bytes()?))
+    }
+}
+
+fn code_at(secret_b32: &str, unix: u64) -> String {
+    let secret = Secret::try_from_base32(secret_b32).unwrap();
+    Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_secret(secret)
+        .build()
+        .unwrap()
+        .generate(unix)
+        .to_string()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn login(app: &TestApp, email: &str, code: Option<&str>) -> crate::helpers::Resp {
+    let mut body = json!({"email": email, "password": PASSWORD});
+    if let Some(code) = code {
+        body["mfa_code"] = json!(code);
+    }
+    app.post("/api/v1/auth/login", None, body).await
+}
+
+async fn totp_enrolment_login_recovery_and_disable(app: TestApp, sink: SmtpSink) {
+    let email = unique_email("mfa");
+    app.post(
+        "/api/v1/auth/register",
+        None,
+        json!({"email": email, "password": PASSWORD, "first_name": "Ada", "last_name": "L"}),
+    )
+    .await
+    .assert(201);
+    let user = app.login(&email).await;
+    let token = Some(user.token.as_str());
+
+    let enrolled = app
+        .post("/api/v1/users/me/mfa/totp", token, json!({}))
+        .await;
+    enrolled.assert(201);
+    let secret = enrolled.body["secret"].as_str().unwrap().to_owned();
+    let url = enrolled.body["otpauth_url"].as_str().unwrap();
+    assert!(url.starts_with("otpauth://totp/Tenantry:"), "{url}");
+    assert!(url.contains(&format!("secret={secret}")), "{url}");
+    // Not active until confirmed.
+    login(&app, &email, None).await.assert(200);
+
+    let wrong = app
+        .post(
+            "/api/v1/users/me/mfa/totp/confirm",
+            token,
+            json!({"code": "000000"}),
+        )
+        .await;
+    wrong.assert_problem(422, "validation_failed");
+    assert_eq!(wrong.body["errors"][0]["field"], "code");
+    let confirmed = app
+        .post(
+            "/api/v1/users/me/mfa/totp/confirm",
+            token,
+            json!({"code": code_at(&secret, now())}),
+        )
+        .await;
+    confirmed.assert(200);
+    let recovery: Vec<String> = confirmed.body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+    let me = app.get("/api/v1/users/me", token).await;
+    assert_eq!(me.body["mfa_enabled"], true);
+    app.post("/api/v1/users/me/mfa/totp", token, json!({}))
+        .await
+        .assert_problem(409, "conflict");
+
+    // The secret is stored sealed, not as the base32 text or its bytes.
+    let db = app.db().await;
+    let Sealed(sealed) = db
+        .read_optional(
+            Query::select()
+                .column("mfa_secret")
+                .from("users")
+                .and_where(Expr::col("email").eq(email.as_str())),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let raw = Secret::try_from_base32(&secret).unwrap().as_ref().to_vec();
+    assert_eq!(sealed[0], 1, "sealed format");
+    assert!(!sealed.windows(raw.len()).any(|w| w == raw.as_slice()));
+    assert!(!sealed.windows(secret.len()).any(|w| w == secret.as_bytes()));
+
+    // Password alone no longer signs in; the answer says why.
+    let needs = login(&app, &email, None).await;
+    needs.assert_problem(401, "mfa_required");
+    assert!(needs.body.get("access_token").is_none());
+    login(&app, &email, Some("123456"))
+        .await
+        .assert_problem(401, "mfa_invalid");
+    // A wrong password with a right code is still just invalid credentials.
+    let next = code_at(&secret, now() + 30);
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        json!({"email": email, "password": "wrong password!", "mfa_code": next}),
+    )
+    .await
+    .assert_problem(401, "invalid_credentials");
+    let ok = login(&app, &email, Some(&next)).await;
+    ok.assert(200);
+    assert_eq!(ok.body["user"]["mfa_enabled"], true);
+    // The same code (time step) works once.
+    login(&app, &email, Some(&next))
+        .await
+        .assert_problem(401, "mfa_invalid");
+
+    // Recovery codes: any case and spacing, each once.
+    let shouted = recovery[0].to_uppercase().replace('-', " ");
+    login(&app, &email, Some(&shouted)).await.assert(200);
+    login(&app, &email, Some(&recovery[0]))
+        .await
+        .assert_problem(401, "mfa_invalid");
+
+    // Disabling needs a valid code; a recovery code will do.
+    app.request(
+        reqwest::Method::DELETE,
+        "/api/v1/users/me/mfa/totp",
+        token,
+        Some(json!({"code": "999999"})),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.request(
+        reqwest::Method::DELETE,
+        "/api/v1/users/me/mfa/totp",
+        token,
+        Some(json!({"code": recovery[1]})),
+    )
+    .await
+    .assert(204);
+    login(&app, &email, None).await.assert(200);
+    let me = app.get("/api/v1/users/me", token).await;
+    assert_eq!(me.body["mfa_enabled"], false);
+
+    let mails = sink.wait_for(&email, 3).await;
+    let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
+    assert!(
+        subjects.contains(&"Two-step verification was turned on for your Tenantry account"),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&"Two-step verification was turned off for your Tenantry account"),
+        "{subjects:?}"
+    );
+    let events = app
+        .get("/api/v1/users/me/security-events?limit=200", token)
+        .await;
+    let kinds: Vec<&str> = events.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "mfa_enabled",
+        "mfa_disabled",
+        "mfa_failed",
+        "recovery_code_used",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+}
+
+async fn mfa_endpoints_validate_and_need_a_session(app: TestApp) {
+    let user = app.register(&unique_email("mfa-v")).await;
+    let token = Some(user.token.as_str());
+    app.post("/api/v1/users/me/mfa/totp", None, json!({}))
+        .await
+        .assert_problem(401, "unauthenticated");
+    app.post(
+        "/api/v1/users/me/mfa/totp/confirm",
+        token,
+        json!({"code": "123456"}),
+    )
+    .await
+    .assert_problem(409, "conflict");
+    app.request(
+        reqwest::Method::DELETE,
+        "/api/v1/users/me/mfa/totp",
+        token,
+        Some(json!({"code": "123456"})),
+    )
+    .await
+    .assert_problem(409, "conflict");
+    app.post("/api/v1/users/me/mfa/totp/confirm", token, json!({}))
+        .await
+        .assert_problem(422, "validation_failed");
+    // Guests have nothing to protect with a second factor.
+    let guest = app.post("/api/v1/auth/guest", None, json!({})).await;
+    let guest_token = guest.body["access_token"].as_str().unwrap();
+    app.post("/api/v1/users/me/mfa/totp", Some(guest_token), json!({}))
+        .await
+        .assert_problem(409, "conflict");
+}
