@@ -33,6 +33,8 @@ run_backend() { # <label> [database url]
     data="$(mktemp -d "${TMPDIR:-/tmp}/tenantry-bench.XXXXXX")"
     env TENANTRY_DATA_DIR="$data" TENANTRY_BIND="127.0.0.1:$PORT" TENANTRY_LOG=warn \
         TENANTRY_AUTH__ACCESS_TOKEN_TTL_SECS=7200 TENANTRY_DATABASE__MAX_CONNECTIONS=32 \
+        TENANTRY_RATE_LIMITS__LOGIN_PER_MINUTE=0 TENANTRY_RATE_LIMITS__REGISTER_PER_HOUR=0 \
+        TENANTRY_RATE_LIMITS__TOKEN_PER_MINUTE=0 \
         ${url:+TENANTRY_DATABASE_URL="$url"} ./target/release/tenantry >"$data/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do

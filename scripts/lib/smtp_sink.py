@@ -2,11 +2,13 @@
 
 Every accepted message is stored per recipient as
     <dir>/<recipient>/<n>.eml    the raw message as received
-    <dir>/<recipient>/<n>.json   {from, to, subject, text, html, auth_user}
+    <dir>/<recipient>/<n>.json   {from, to, subject, text, html, auth_user, tls}
 so tests can read what was delivered. AUTH (PLAIN/LOGIN) is required, with the credentials
-given on the command line; TLS is not offered (loopback only).
+given on the command line. Without --tls no TLS is offered; with --tls starttls the server
+requires STARTTLS before AUTH and MAIL; with --tls implicit it speaks TLS from the start.
 
     python smtp_sink.py --dir DIR --port-file FILE [--user tenantry --password secret]
+                        [--tls starttls|implicit --tls-cert PEM --tls-key PEM]
 
 The chosen port is written to --port-file once the server accepts connections.
 """
@@ -18,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import threading
 import uuid
 import warnings
@@ -42,6 +45,7 @@ class Store:
             "text": text.get_content() if text else "",
             "html": html.get_content() if html else "",
             "auth_user": session.auth_data.login.decode() if session.auth_data else None,
+            "tls": server.transport.get_extra_info("ssl_object") is not None,
         }
         name = uuid.uuid4().hex
         for rcpt in envelope.rcpt_tos:
@@ -63,7 +67,20 @@ def main():
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--user", default="tenantry")
     parser.add_argument("--password", default="test-secret")
+    parser.add_argument("--tls", choices=["none", "starttls", "implicit"], default="none")
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
+    tls = {}
+    if args.tls != "none":
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls == "starttls":
+            tls = {"tls_context": context, "require_starttls": True, "auth_require_tls": True}
+        else:
+            tls = {"ssl_context": context, "auth_require_tls": False}
+    else:
+        tls = {"auth_require_tls": False}
     os.makedirs(args.dir, exist_ok=True)
 
     def authenticate(server, session, envelope, mechanism, auth_data):
@@ -86,7 +103,7 @@ def main():
             port=port,
             authenticator=authenticate,
             auth_required=True,
-            auth_require_tls=False,
+            **tls,
         )
         try:
             controller.start()

@@ -80,6 +80,9 @@ pub struct MailConfig {
     pub max_attempts: u32,
     /// Seconds an SMTP exchange may take before the attempt counts as failed.
     pub send_timeout_secs: u64,
+    /// PEM file of an extra root certificate to trust for the SMTP server's TLS (a relay
+    /// with a private CA). The public web roots are always trusted.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for MailConfig {
@@ -89,6 +92,7 @@ impl Default for MailConfig {
             templates_dir: None,
             max_attempts: 8,
             send_timeout_secs: 30,
+            tls_ca_file: None,
         }
     }
 }

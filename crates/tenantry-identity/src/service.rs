@@ -292,7 +292,8 @@ impl Identity {
         client: &ClientInfo,
     ) -> Result<(User, TokenPair), IdentityError> {
         let key = self.throttle_key(email);
-        if let Some(secs) = self.throttled_for(&key).await? {
+        let throttle = self.throttle_state(&key).await?;
+        if let Some(secs) = throttle.locked_for {
             return Err(IdentityError::Throttled {
                 retry_after_secs: secs,
             });
@@ -326,7 +327,9 @@ impl Identity {
                 return Err(IdentityError::MfaInvalid);
             }
         }
-        self.throttle_success(&key).await?;
+        if throttle.recorded {
+            self.throttle_success(&key).await?;
+        }
         let tokens = self
             .open_session(user.id, client, self.refresh_ttl_secs)
             .await?;

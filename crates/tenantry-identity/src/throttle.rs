@@ -21,6 +21,15 @@ pub const MAX_FAILURES_PER_HOUR: i64 = 100;
 #[derive(Debug, Clone)]
 pub(crate) struct ThrottleKey(pub(crate) Vec<u8>);
 
+/// A key's throttling as read before an attempt.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Throttle {
+    /// Failures are on record (a success must clear them).
+    pub recorded: bool,
+    /// Seconds until the next attempt is allowed, when locked.
+    pub locked_for: Option<u64>,
+}
+
 struct State {
     failures: i64,
     window_started_at: DateTime<Utc>,
@@ -75,6 +84,11 @@ impl Identity {
 
     /// Seconds until this key may try again, if it is locked now.
     pub(crate) async fn throttled_for(&self, key: &ThrottleKey) -> Result<Option<u64>, DbError> {
+        Ok(self.throttle_state(key).await?.locked_for)
+    }
+
+    /// Whether the key has a record, and for how long it is locked.
+    pub(crate) async fn throttle_state(&self, key: &ThrottleKey) -> Result<Throttle, DbError> {
         let state: Option<State> = self
             .db
             .read_optional(
@@ -85,10 +99,13 @@ impl Identity {
             )
             .await?;
         let now = tenantry_core::now();
-        Ok(state
-            .and_then(|s| s.locked_until)
-            .filter(|until| *until > now)
-            .map(|until| retry_after(until, now)))
+        Ok(Throttle {
+            recorded: state.is_some(),
+            locked_for: state
+                .and_then(|s| s.locked_until)
+                .filter(|until| *until > now)
+                .map(|until| retry_after(until, now)),
+        })
     }
 
     /// Counts a failure in `tx`; returns the lock it caused, in seconds, if any.

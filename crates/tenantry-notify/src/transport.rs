@@ -6,6 +6,7 @@ use anyhow::{Context, anyhow};
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
+    transport::smtp::client::{Certificate, Tls, TlsParameters},
 };
 use secrecy::ExposeSecret;
 use tenantry_core::config::Config;
@@ -37,7 +38,9 @@ impl Transport {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         match &config.smtp_url {
             Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                let url = url.expose_secret();
+                let timeout = Duration::from_secs(config.mail.send_timeout_secs.max(1));
+                let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     // lettre's message may echo the URL; do not pass it on.
                     .map_err(|_| {
                         anyhow!(
@@ -45,11 +48,11 @@ impl Transport {
                              (tls=opportunistic|required are the accepted options)"
                         )
                     })?
-                    .timeout(Some(Duration::from_secs(
-                        config.mail.send_timeout_secs.max(1),
-                    )))
-                    .build();
-                Ok(Self::Smtp(transport))
+                    .timeout(Some(timeout));
+                if let Some(ca_file) = &config.mail.tls_ca_file {
+                    builder = builder.tls(tls_with_root(url, ca_file)?);
+                }
+                Ok(Self::Smtp(builder.build()))
             }
             None => Ok(Self::Directory(config.data_dir.join("mail"))),
         }
@@ -83,6 +86,40 @@ impl Transport {
                 message: format!("{e:#}"),
             }),
         }
+    }
+}
+
+/// The TLS mode of `url` (as lettre reads it) with `ca_file` as an extra trusted root.
+fn tls_with_root(url: &str, ca_file: &std::path::Path) -> anyhow::Result<Tls> {
+    let parsed = url::Url::parse(url).map_err(|_| anyhow!("TENANTRY_SMTP_URL is not a URL"))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| anyhow!("TENANTRY_SMTP_URL has no host"))?
+        .to_owned();
+    let pem = std::fs::read(ca_file)
+        .with_context(|| format!("reading mail.tls_ca_file {}", ca_file.display()))?;
+    let certificate = Certificate::from_pem(&pem).map_err(|e| {
+        anyhow!(
+            "mail.tls_ca_file {} is not a PEM certificate: {e}",
+            ca_file.display()
+        )
+    })?;
+    let parameters = TlsParameters::builder(host)
+        .add_root_certificate(certificate)
+        .build_rustls()
+        .map_err(|e| anyhow!("SMTP TLS parameters: {e}"))?;
+    let mode = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    match (parsed.scheme(), mode.as_deref()) {
+        ("smtps", _) => Ok(Tls::Wrapper(parameters)),
+        ("smtp", Some("required")) => Ok(Tls::Required(parameters)),
+        ("smtp", Some("opportunistic")) => Ok(Tls::Opportunistic(parameters)),
+        _ => Err(anyhow!(
+            "mail.tls_ca_file is set but TENANTRY_SMTP_URL does not use TLS \
+             (use smtps:// or ?tls=required)"
+        )),
     }
 }
 

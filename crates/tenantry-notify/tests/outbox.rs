@@ -163,3 +163,70 @@ async fn postgres_outbox_retries_delivers_and_wipes() {
     let db = Db::connect(&url, &Default::default()).await.unwrap();
     retried_then_delivered_then_wiped(db, test).await;
 }
+
+/// Delivery over STARTTLS and implicit TLS, with the server's certificate trusted through
+/// `mail.tls_ca_file`; without it the certificate is refused and nothing is delivered.
+async fn delivers_over_tls(mode: tenantry_testkit::SmtpTls, test: &str) {
+    let Some(tls) = tenantry_testkit::smtp_sink_tls(test, mode) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let db = Db::connect(&url, &Default::default()).await.unwrap();
+    let migrations: Vec<Migration> = [
+        tenantry_db::migrations::MIGRATIONS,
+        tenantry_notify::migrations::MIGRATIONS,
+    ]
+    .concat();
+    Migrator::new(migrations).unwrap().up(&db).await.unwrap();
+    let (key, _) = MasterKey::generate();
+    let to = format!("tls-{}@example.test", uuid::Uuid::now_v7().simple());
+    let context = json!({"first_name": "Ada", "link": "https://x.test/v?token=t",
+        "email": to, "expires_in_hours": 24});
+
+    // Not trusting the self-signed certificate: the attempt fails and is kept for a retry.
+    let untrusting = mailer(&db, dir.path(), tls.sink.url.clone(), &key);
+    let mut tx = db.begin_write().await.unwrap();
+    untrusting
+        .enqueue(&mut tx, &to, "verify_email", &context)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(untrusting.deliver_due().await.unwrap(), 1);
+    assert!(stored(&db).await.last_error.is_some());
+    assert!(tls.sink.messages(&to).is_empty());
+
+    db.execute_script("UPDATE mail_outbox SET next_attempt_at = '2000-01-01T00:00:00.000000Z'")
+        .await
+        .unwrap();
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        smtp_url: Some(tls.sink.url.clone().into()),
+        ..Config::default()
+    };
+    config.mail.tls_ca_file = Some(tls.ca_file.clone());
+    let trusting = Mailer::new(db.clone(), &config, key.clone()).unwrap();
+    assert_eq!(trusting.deliver_due().await.unwrap(), 1);
+    let delivered = tls.sink.wait_for(&to, 1).await;
+    assert!(delivered[0].tls, "delivered over TLS");
+    assert_eq!(delivered[0].auth_user.as_deref(), Some("tenantry"));
+    assert_eq!(trusting.stats().await.unwrap().sent, 1);
+}
+
+#[tokio::test]
+async fn delivers_over_starttls() {
+    delivers_over_tls(
+        tenantry_testkit::SmtpTls::StartTls,
+        "delivers_over_starttls",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn delivers_over_implicit_tls() {
+    delivers_over_tls(
+        tenantry_testkit::SmtpTls::Implicit,
+        "delivers_over_implicit_tls",
+    )
+    .await;
+}

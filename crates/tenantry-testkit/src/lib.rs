@@ -28,7 +28,7 @@ mod cluster;
 mod smtp;
 mod url;
 
-pub use smtp::{Delivered, SmtpSink, smtp_sink};
+pub use smtp::{Delivered, SmtpSink, SmtpTls, TlsSink, smtp_sink, smtp_sink_tls};
 
 use std::time::Duration;
 

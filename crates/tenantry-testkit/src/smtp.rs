@@ -28,6 +28,59 @@ struct OwnSink {
     _dir: tempfile::TempDir,
 }
 
+/// An SMTP server of this test's own with TLS, and the PEM file of the self-signed
+/// certificate it presents (for `localhost` and `127.0.0.1`) for the client to trust.
+#[derive(Debug)]
+pub struct TlsSink {
+    pub sink: SmtpSink,
+    pub ca_file: PathBuf,
+}
+
+/// Starts a TLS SMTP test server (never the shared one).
+pub fn smtp_sink_tls(test: &str, mode: SmtpTls) -> Option<TlsSink> {
+    let start = || -> Result<TlsSink, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                .map_err(|e| e.to_string())?;
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        std::fs::write(&cert, certified.cert.pem()).map_err(|e| e.to_string())?;
+        std::fs::write(&key, certified.signing_key.serialize_pem()).map_err(|e| e.to_string())?;
+        let flag = match mode {
+            SmtpTls::StartTls => "starttls",
+            SmtpTls::Implicit => "implicit",
+        };
+        let args = [
+            "--tls".to_owned(),
+            flag.to_owned(),
+            "--tls-cert".to_owned(),
+            cert.display().to_string(),
+            "--tls-key".to_owned(),
+            key.display().to_string(),
+        ];
+        let mut sink = start_own_with(&args, dir)?;
+        sink.url = match mode {
+            SmtpTls::StartTls => format!("{}?tls=required", sink.url),
+            SmtpTls::Implicit => sink.url.replacen("smtp://", "smtps://", 1),
+        };
+        Ok(TlsSink {
+            sink,
+            ca_file: cert,
+        })
+    };
+    match start() {
+        Ok(sink) => Some(sink),
+        Err(reason) if strict() => {
+            panic!("{test}: TLS SMTP test server not available ({STRICT_ENV}=1): {reason}")
+        }
+        Err(reason) => {
+            eprintln!("SKIPPED {test}: TLS SMTP test server not available: {reason}");
+            None
+        }
+    }
+}
+
 impl Drop for OwnSink {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -45,6 +98,18 @@ pub struct Delivered {
     pub html: String,
     /// The SMTP AUTH login the client used.
     pub auth_user: Option<String>,
+    /// Whether the message arrived over TLS (STARTTLS or implicit).
+    #[serde(default)]
+    pub tls: bool,
+}
+
+/// How a TLS test server offers TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// STARTTLS required before AUTH (`smtp://…?tls=required` on the client).
+    StartTls,
+    /// TLS from the first byte (`smtps://…`).
+    Implicit,
 }
 
 impl Delivered {
@@ -102,9 +167,13 @@ fn python() -> Option<PathBuf> {
 }
 
 fn start_own() -> Result<SmtpSink, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    start_own_with(&[], dir)
+}
+
+fn start_own_with(extra: &[String], dir: tempfile::TempDir) -> Result<SmtpSink, String> {
     let python = python()
         .ok_or("aiosmtpd is not installed (scripts/test.sh installs it into target/test-tools)")?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let port_file = dir.path().join("port");
     let mail = dir.path().join("mail");
     let child = Command::new(python)
@@ -113,6 +182,7 @@ fn start_own() -> Result<SmtpSink, String> {
         .arg(&mail)
         .arg("--port-file")
         .arg(&port_file)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -124,7 +194,7 @@ fn start_own() -> Result<SmtpSink, String> {
             && !port.trim().is_empty()
         {
             return Ok(SmtpSink {
-                url: format!("smtp://tenantry:test-secret@127.0.0.1:{}", port.trim()),
+                url: format!("smtp://tenantry:test-secret@localhost:{}", port.trim()),
                 dir: mail,
                 _own: Some(own),
             });
