@@ -304,7 +304,11 @@ async fn bootstrap_admin(identity: &Identity, config: &Config) -> anyhow::Result
     Ok(())
 }
 
-/// Periodic upkeep of in-memory state (rate-limiter keys of idle clients).
+/// How often expired identity rows are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Periodic upkeep: rate-limiter keys of idle clients (every minute) and expired identity
+/// rows (hourly, first a minute after start).
 fn spawn_housekeeping(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -312,10 +316,19 @@ fn spawn_housekeeping(
     tokio::spawn(async move {
         tokio::pin!(shutdown);
         let mut every = tokio::time::interval(Duration::from_secs(60));
+        let mut prune = tokio::time::interval_at(
+            tokio::time::Instant::now() + Duration::from_secs(60),
+            PRUNE_EVERY,
+        );
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
                 _ = every.tick() => state.limits.shrink(),
+                _ = prune.tick() => {
+                    if let Err(e) = state.identity.prune().await {
+                        tracing::warn!(error = %e, "pruning identity rows failed");
+                    }
+                }
             }
         }
     })

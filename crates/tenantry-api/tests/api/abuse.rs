@@ -11,6 +11,7 @@ crate::backend_tests!(
     unknown_addresses_lock_exactly_like_real_ones,
     per_ip_limits_answer_429_with_retry_after,
     refresh_token_reuse_is_a_security_event,
+    pruning_removes_what_can_never_matter_again,
 );
 
 async fn attempt(app: &TestApp, email: &str, password: &str) -> crate::helpers::Resp {
@@ -223,4 +224,59 @@ async fn refresh_token_reuse_is_a_security_event(app: TestApp) {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert!(kinds.contains(&"refresh_token_reused"), "{kinds:?}");
+}
+
+async fn count(app: &TestApp, table: &str, condition: &str) -> i64 {
+    use sea_query::{Expr, Func, Query};
+    app.db()
+        .await
+        .read_optional(
+            Query::select()
+                .expr(Func::count(Expr::cust("*")))
+                .from(sea_query::Alias::new(table.to_owned()))
+                .and_where(Expr::cust(condition.to_owned())),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn pruning_removes_what_can_never_matter_again(app: TestApp) {
+    let live = app.post("/api/v1/auth/guest", None, json!({})).await;
+    let gone = app.post("/api/v1/auth/guest", None, json!({})).await;
+    let live_id = live.body["user"]["id"].as_str().unwrap().to_owned();
+    let gone_id = gone.body["user"]["id"].as_str().unwrap().to_owned();
+    let email = unique_email("prune");
+    app.register(&email).await;
+    for _ in 0..5 {
+        attempt(&app, &unique_email("nobody"), "wrong password!").await;
+    }
+    let db = app.db().await;
+    db.execute_script(&format!(
+        "UPDATE sessions SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE user_id = '{gone_id}';
+         UPDATE refresh_tokens SET expires_at = '2000-01-01T00:00:00.000000Z'
+             WHERE session_id IN (SELECT id FROM sessions WHERE user_id = '{gone_id}');
+         UPDATE user_tokens SET expires_at = '2000-01-01T00:00:00.000000Z';
+         UPDATE login_throttle SET window_started_at = '2000-01-01T00:00:00.000000Z',
+             locked_until = '2000-01-01T00:00:00.000000Z';"
+    ))
+    .await
+    .unwrap();
+    let pruned = app.state.identity.prune().await.unwrap();
+    assert_eq!(pruned.guests, 1, "{pruned:?}");
+    assert_eq!(pruned.refresh_tokens, 1, "{pruned:?}");
+    assert_eq!(pruned.sessions, 1, "{pruned:?}");
+    assert_eq!(pruned.link_tokens, 1, "the verification token: {pruned:?}");
+    assert_eq!(
+        pruned.throttle_entries, 5,
+        "one per address tried: {pruned:?}"
+    );
+    assert_eq!(count(&app, "users", &format!("id = '{gone_id}'")).await, 0);
+    assert_eq!(count(&app, "users", &format!("id = '{live_id}'")).await, 1);
+    let token = live.body["access_token"].as_str().unwrap();
+    app.get("/api/v1/users/me", Some(token)).await.assert(200);
+    app.login(&email).await;
+    // Nothing left to do the second time.
+    let again = app.state.identity.prune().await.unwrap();
+    assert_eq!(again, tenantry_identity::Pruned::default());
 }
