@@ -26,12 +26,6 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-impl std::fmt::Debug for ChangePasswordRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ChangePasswordRequest { .. }")
-    }
-}
-
 /// Change the password. The current one is required; every other session ends, and the
 /// account's address is told by e-mail.
 #[utoipa::path(post, path = "/api/v1/users/me/password", tag = "identity",
@@ -104,3 +98,5 @@ pub async fn security_events(
             .await?,
     ))
 }
+
+redacted_debug!(ChangePasswordRequest);

@@ -109,16 +109,6 @@ pub struct LoginRequest {
     pub mfa_code: Option<String>,
 }
 
-/// Request bodies that carry secrets print only their shape.
-macro_rules! redacted_debug {
-    ($($ty:ident),*) => {$(
-        impl std::fmt::Debug for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(concat!(stringify!($ty), " { .. }"))
-            }
-        }
-    )*};
-}
 redacted_debug!(RegisterRequest, LoginRequest, RefreshRequest);
 
 #[derive(Debug, Serialize, ToSchema)]

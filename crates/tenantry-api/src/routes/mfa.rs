@@ -55,12 +55,6 @@ pub struct CodeRequest {
     pub code: String,
 }
 
-impl std::fmt::Debug for CodeRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CodeRequest { .. }")
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecoveryCodesResponse {
     /// Single-use codes that stand in for the app; shown only now.
@@ -107,3 +101,5 @@ pub async fn disable(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+redacted_debug!(CodeRequest);

@@ -1,3 +1,14 @@
+/// Request bodies that carry secrets print only their shape.
+macro_rules! redacted_debug {
+    ($($ty:ident),*) => {$(
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($ty), " { .. }"))
+            }
+        }
+    )*};
+}
+
 pub mod account;
 pub mod auth;
 pub mod members;

@@ -52,12 +52,6 @@ pub struct ResetPasswordRequest {
     pub new_password: String,
 }
 
-impl std::fmt::Debug for ResetPasswordRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ResetPasswordRequest { .. }")
-    }
-}
-
 /// Set a new password with a reset token. Every session of the account ends.
 #[utoipa::path(post, path = "/api/v1/auth/reset-password", tag = "identity",
     request_body = ResetPasswordRequest,
@@ -89,12 +83,6 @@ pub struct VerifyEmailRequest {
     pub token: String,
 }
 
-impl std::fmt::Debug for VerifyEmailRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("VerifyEmailRequest { .. }")
-    }
-}
-
 /// Confirm an e-mail address with the token sent at registration (or re-sent with
 /// `POST /api/v1/users/me/verification-email`).
 #[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "identity",
@@ -111,3 +99,5 @@ pub async fn verify_email(
     state.identity.verify_email(&body.token, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+redacted_debug!(ResetPasswordRequest, VerifyEmailRequest);

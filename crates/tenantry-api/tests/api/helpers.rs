@@ -419,3 +419,19 @@ impl TestApp {
         &self.data_dir
     }
 }
+
+impl TestApp {
+    /// The `kind`s of the caller's security events, newest first.
+    pub async fn security_event_kinds(&self, token: &str) -> Vec<String> {
+        let resp = self
+            .get("/api/v1/users/me/security-events?limit=200", Some(token))
+            .await;
+        resp.assert(200);
+        resp.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["kind"].as_str().expect("kind").to_owned())
+            .collect()
+    }
+}

@@ -29,19 +29,6 @@ async fn register(app: &TestApp, email: &str) -> serde_json::Value {
     resp.body
 }
 
-async fn event_kinds(app: &TestApp, token: &str) -> Vec<String> {
-    let resp = app
-        .get("/api/v1/users/me/security-events", Some(token))
-        .await;
-    resp.assert(200);
-    resp.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 async fn registration_mails_a_link_that_verifies_the_address_once(app: TestApp, sink: SmtpSink) {
     let email = unique_email("verify");
     register(&app, &email).await;
@@ -82,7 +69,7 @@ async fn registration_mails_a_link_that_verifies_the_address_once(app: TestApp, 
         .await
         .assert_problem(400, "link_invalid");
     assert!(
-        event_kinds(&app, &user.token)
+        app.security_event_kinds(&user.token)
             .await
             .contains(&"email_verified".to_owned())
     );
@@ -221,7 +208,7 @@ async fn forgot_password_mails_a_single_use_link_that_ends_every_session(
     assert_eq!(notice.subject, "Your Tenantry password was changed");
     assert!(notice.text.contains("reset with an e-mailed link"));
     let token = login.body["access_token"].as_str().unwrap();
-    let kinds = event_kinds(&app, token).await;
+    let kinds = app.security_event_kinds(token).await;
     assert!(kinds.contains(&"password_reset".to_owned()), "{kinds:?}");
     assert!(
         kinds.contains(&"password_reset_requested".to_owned()),
@@ -351,7 +338,7 @@ async fn changing_the_password_needs_the_current_one_and_ends_other_sessions(
             .iter()
             .any(|m| m.subject == "Your Tenantry password was changed")
     );
-    let kinds = event_kinds(&app, &me.token).await;
+    let kinds = app.security_event_kinds(&me.token).await;
     assert!(kinds.contains(&"password_changed".to_owned()), "{kinds:?}");
     assert!(
         kinds.contains(&"login_failed".to_owned()),
