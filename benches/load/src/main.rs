@@ -3,7 +3,7 @@
 //!
 //! Usage: tenantry-bench --url http://127.0.0.1:4999 --pid <server pid> --label sqlite
 //!        [--tenants 50] [--users 20] [--projects 100000] [--duration 15] [--connections 64]
-//!        [--scenarios me,read,list,create,login,refresh]
+//!        [--scenarios me,read,list,create,login,refresh,me_under_login]
 //! Normally run through `benches/run.sh`.
 #![allow(clippy::print_stdout)]
 
@@ -17,7 +17,10 @@ const PASSWORD: &str = "load test password 1";
 
 /// `wrk -t`: the Lua script splits refresh tokens among this many threads.
 const WRK_THREADS: usize = 2;
+/// Connections of the login storm in `me_under_login`.
+const LOGIN_STORM: usize = 200;
 
+#[derive(Clone)]
 struct Args {
     url: String,
     pid: u32,
@@ -64,7 +67,10 @@ fn parse_args() -> anyhow::Result<Args> {
         connections: num("connections", 64)?,
         scenarios: map
             .get("scenarios")
-            .map_or("me,read,list,create,login,refresh", String::as_str)
+            .map_or(
+                "me,read,list,create,login,refresh,me_under_login",
+                String::as_str,
+            )
             .split(',')
             .map(str::to_owned)
             .collect(),
@@ -328,11 +334,21 @@ struct Measured {
 }
 
 fn wrk(args: &Args, scenario: &str, data: &PathBuf, seconds: u64) -> anyhow::Result<Measured> {
+    wrk_with(args, scenario, data, seconds, args.connections)
+}
+
+fn wrk_with(
+    args: &Args,
+    scenario: &str,
+    data: &PathBuf,
+    seconds: u64,
+    connections: usize,
+) -> anyhow::Result<Measured> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenario.lua");
     let out = Command::new("wrk")
         .args([
             &format!("-t{WRK_THREADS}"),
-            &format!("-c{}", args.connections),
+            &format!("-c{connections}"),
             &format!("-d{seconds}s"),
             "--latency",
             "-s",
@@ -426,6 +442,10 @@ async fn main() -> anyhow::Result<()> {
         ("create", "create project"),
         ("login", "login (password hash)"),
         ("refresh", "refresh (rotating)"),
+        (
+            "me_under_login",
+            "GET /users/me during 200 concurrent logins",
+        ),
     ] {
         if !args.scenarios.iter().any(|s| s == scenario) {
             continue;
@@ -439,13 +459,36 @@ async fn main() -> anyhow::Result<()> {
         if scenario == "refresh" {
             fresh_refresh_tokens(&client, &emails, tokens, input).await?;
         }
-        wrk(&args, scenario, input, 2)?; // warm-up
+        if scenario != "me_under_login" {
+            wrk(&args, scenario, input, 2)?; // warm-up
+        }
         if scenario == "refresh" {
             // The warm-up spent those tokens (their successors died with wrk).
             fresh_refresh_tokens(&client, &emails, tokens, input).await?;
         }
         let cpu_before = cpu_seconds(args.pid)?;
-        let m = wrk(&args, scenario, input, args.duration)?;
+        let m = if scenario == "me_under_login" {
+            // A login storm (200 connections) in the background, the `me` load measured
+            // meanwhile: compare its p99 with the `me` row.
+            let storm = {
+                let (args, login_data) = (args.clone(), login_data.clone());
+                std::thread::spawn(move || {
+                    wrk_with(&args, "login", &login_data, args.duration + 4, LOGIN_STORM)
+                })
+            };
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            let m = wrk(&args, "me", &data, args.duration)?;
+            let logins = storm
+                .join()
+                .map_err(|_| anyhow::anyhow!("login storm panicked"))??;
+            println!(
+                "  (meanwhile {:.0} logins/s, p99 {:.0} ms, {} non-2xx)",
+                logins.rps, logins.p99, logins.errors
+            );
+            m
+        } else {
+            wrk(&args, scenario, input, args.duration)?
+        };
         let cpu = cpu_seconds(args.pid)? - cpu_before;
         println!(
             "| {} | {title} | {:.0} | {:.2} | {:.2} | {:.3} | {:.0} | {} |",
