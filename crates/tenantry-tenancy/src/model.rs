@@ -47,7 +47,9 @@ pub struct Tenant {
     /// Tenant-wide settings (JSON object).
     #[schema(value_type = Object)]
     pub settings: serde_json::Value,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -105,6 +107,7 @@ pub struct Member {
     pub first_name: String,
     pub last_name: String,
     pub role: String,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub joined_at: DateTime<Utc>,
 }
 
@@ -198,7 +201,9 @@ pub struct Project {
     pub description: Option<String>,
     #[schema(value_type = Object)]
     pub settings: serde_json::Value,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
