@@ -4,6 +4,7 @@ use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use sqlx::{Row as _, postgres::PgRow};
 use uuid::Uuid;
 
@@ -183,6 +184,27 @@ impl<'r> Row<'r> {
         serde_json::from_value(value)
             .context("decoding JSON column")
             .map_err(DbError::Other)
+    }
+
+    /// A JSON column as JSON text, for passing through to a response without building a
+    /// `serde_json::Value`. SQLite returns the stored text (written by serde_json, so
+    /// already compact with sorted keys); PostgreSQL's `jsonb` text has its own spacing, so
+    /// it is decoded and written compactly — the same bytes a `Value` would serialise to.
+    pub fn raw_json(&mut self) -> Result<Box<RawValue>, DbError> {
+        let i = self.advance();
+        match &self.inner {
+            Inner::Sqlite(r) => {
+                let text = sqlite_text(r, i)?.ok_or_else(|| decode(i, "unexpected NULL"))?;
+                serde_json::from_slice(text).map_err(|e| decode(i, e))
+            }
+            Inner::Pg(r) => {
+                let value = r
+                    .try_get::<sqlx::types::Json<serde_json::Value>, _>(i)
+                    .map_err(|e| decode(i, e))?
+                    .0;
+                serde_json::value::to_raw_value(&value).map_err(|e| decode(i, e))
+            }
+        }
     }
 }
 

@@ -199,8 +199,10 @@ pub struct Project {
     pub tenant_id: TenantId,
     pub name: String,
     pub description: Option<String>,
+    /// Passed through as stored JSON text (see `Row::raw_json`): lists do not parse and
+    /// re-serialise every row's settings.
     #[schema(value_type = Object)]
-    pub settings: serde_json::Value,
+    pub settings: Box<serde_json::value::RawValue>,
     #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "tenantry_core::time::serialize")]
@@ -226,7 +228,7 @@ impl FromRow for Project {
             tenant_id: row.id()?,
             name: row.string()?,
             description: row.opt_string()?,
-            settings: row.json()?,
+            settings: row.raw_json()?,
             created_at: row.time()?,
             updated_at: row.time()?,
         })
