@@ -209,23 +209,45 @@ pub struct Project {
     pub updated_at: DateTime<Utc>,
 }
 
-impl Project {
-    pub const COLUMNS: [&'static str; 7] = [
+/// A project as selected from its table: everything but the tenant id, which every query
+/// filters on and so takes from its scope instead of decoding it from each row.
+pub(crate) struct ProjectRow {
+    id: ProjectId,
+    name: String,
+    description: Option<String>,
+    settings: Box<serde_json::value::RawValue>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl ProjectRow {
+    pub(crate) const COLUMNS: [&'static str; 6] = [
         "id",
-        "tenant_id",
         "name",
         "description",
         "settings",
         "created_at",
         "updated_at",
     ];
+
+    /// The project, in the tenant the query was confined to.
+    pub(crate) fn in_tenant(self, tenant_id: TenantId) -> Project {
+        Project {
+            id: self.id,
+            tenant_id,
+            name: self.name,
+            description: self.description,
+            settings: self.settings,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
 }
 
-impl FromRow for Project {
+impl FromRow for ProjectRow {
     fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
         Ok(Self {
             id: row.id()?,
-            tenant_id: row.id()?,
             name: row.string()?,
             description: row.opt_string()?,
             settings: row.raw_json()?,
