@@ -8,6 +8,7 @@
 #   BENCH_BACKENDS=sqlite bash benches/run.sh
 #   BENCH_PROJECTS=20000 BENCH_DURATION=10 bash benches/run.sh   # a quicker run
 #   BENCH_SCENARIOS=login,refresh bash benches/run.sh              # some scenarios only
+# Binaries are taken from $CARGO_TARGET_DIR when it is set (default ./target).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=../scripts/lib/postgres.sh
@@ -18,6 +19,7 @@ if ! command -v wrk >/dev/null 2>&1; then
     as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 fi
 cargo build --release -p tenantry -p tenantry-bench
+BIN="${CARGO_TARGET_DIR:-target}/release"
 
 PORT=$((40000 + RANDOM % 20000))
 SERVER_PID=""
@@ -35,13 +37,13 @@ run_backend() { # <label> [database url]
         TENANTRY_AUTH__ACCESS_TOKEN_TTL_SECS=7200 TENANTRY_DATABASE__MAX_CONNECTIONS=32 \
         TENANTRY_RATE_LIMITS__LOGIN_PER_MINUTE=0 TENANTRY_RATE_LIMITS__REGISTER_PER_HOUR=0 \
         TENANTRY_RATE_LIMITS__TOKEN_PER_MINUTE=0 \
-        ${url:+TENANTRY_DATABASE_URL="$url"} ./target/release/tenantry >"$data/server.log" 2>&1 &
+        ${url:+TENANTRY_DATABASE_URL="$url"} "$BIN/tenantry" >"$data/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do
         curl -fsS "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1 && break
         sleep 0.1
     done
-    ./target/release/tenantry-bench --url "http://127.0.0.1:$PORT" --pid "$SERVER_PID" --label "$label" \
+    "$BIN/tenantry-bench" --url "http://127.0.0.1:$PORT" --pid "$SERVER_PID" --label "$label" \
         --tenants "${BENCH_TENANTS:-50}" --users "${BENCH_USERS:-20}" --projects "${BENCH_PROJECTS:-100000}" \
         --duration "${BENCH_DURATION:-15}" --connections "${BENCH_CONNECTIONS:-64}" \
         ${BENCH_SCENARIOS:+--scenarios "$BENCH_SCENARIOS"}

@@ -54,9 +54,32 @@ fn json_problem(rejection: JsonRejection) -> Problem {
     }
 }
 
+/// The same response as `axum::Json` (status, `Content-Type: application/json`, body), but
+/// serialised into a `Vec`: serde_json makes many small writes (every quote, comma and
+/// string piece), which a `Vec` takes as inlined copies where `axum::Json`'s `BytesMut` writer
+/// makes a call and a `memcpy` per write.
 impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     fn into_response(self) -> axum::response::Response {
-        axum::Json(self.0).into_response()
+        let mut buf = Vec::with_capacity(1024);
+        match serde_json::to_writer(&mut buf, &self.0) {
+            Ok(()) => (
+                [(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                )],
+                axum::body::Body::from(buf),
+            )
+                .into_response(),
+            Err(error) => (
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                [(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("text/plain; charset=utf-8"),
+                )],
+                error.to_string(),
+            )
+                .into_response(),
+        }
     }
 }
 

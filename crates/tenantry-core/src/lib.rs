@@ -9,6 +9,7 @@ pub mod id;
 pub mod page;
 pub mod permission;
 pub mod problem;
+pub mod time;
 pub mod values;
 
 pub use id::{ApiKeyId, ProjectId, RoleId, SessionId, TenantId, UserId};

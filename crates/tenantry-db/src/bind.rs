@@ -15,10 +15,10 @@ use sqlx::{Arguments, postgres::PgArguments};
 
 use crate::DbError;
 
-pub(crate) const SQLITE_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
-
+/// The SQLite storage form of a timestamp (`%Y-%m-%dT%H:%M:%S%.6fZ`, written without
+/// chrono's format-string interpreter: every session check binds one).
 pub(crate) fn sqlite_time(t: &DateTime<Utc>) -> String {
-    t.format(SQLITE_TIME_FORMAT).to_string()
+    tenantry_core::time::storage_text(t)
 }
 
 fn unsupported(v: &Value) -> DbError {

@@ -2,7 +2,9 @@
 
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
+use rusqlite::types::ValueRef;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use sqlx::{Row as _, postgres::PgRow};
 use uuid::Uuid;
 
@@ -35,6 +37,28 @@ fn decode(column: usize, e: impl std::fmt::Display) -> DbError {
     DbError::Other(anyhow!("decoding column {column}: {e}"))
 }
 
+/// A SQLite TEXT column borrowed from the row (no copy); `None` for NULL.
+fn sqlite_text<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> Result<Option<&'a [u8]>, DbError> {
+    match r.get_ref(i).map_err(|e| decode(i, e))? {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(text) => Ok(Some(text)),
+        other => Err(decode(
+            i,
+            format!("expected TEXT, found {}", other.data_type()),
+        )),
+    }
+}
+
+fn sqlite_time(i: usize, text: &[u8]) -> Result<DateTime<Utc>, DbError> {
+    if let Some(t) = tenantry_core::time::parse_storage_text(text) {
+        return Ok(t);
+    }
+    let text = std::str::from_utf8(text).map_err(|e| decode(i, e))?;
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| decode(i, e))
+}
+
 impl<'r> Row<'r> {
     pub(crate) fn sqlite(row: &'r rusqlite::Row<'r>) -> Self {
         Self {
@@ -59,11 +83,9 @@ impl<'r> Row<'r> {
     pub fn opt_uuid(&mut self) -> Result<Option<Uuid>, DbError> {
         let i = self.advance();
         match &self.inner {
-            Inner::Sqlite(r) => {
-                let text: Option<String> = r.get(i).map_err(|e| decode(i, e))?;
-                text.map(|t| Uuid::parse_str(&t).map_err(|e| decode(i, e)))
-                    .transpose()
-            }
+            Inner::Sqlite(r) => sqlite_text(r, i)?
+                .map(|t| Uuid::try_parse_ascii(t).map_err(|e| decode(i, e)))
+                .transpose(),
             Inner::Pg(r) => r.try_get(i).map_err(|e| decode(i, e)),
         }
     }
@@ -120,15 +142,7 @@ impl<'r> Row<'r> {
     pub fn opt_time(&mut self) -> Result<Option<DateTime<Utc>>, DbError> {
         let i = self.advance();
         match &self.inner {
-            Inner::Sqlite(r) => {
-                let text: Option<String> = r.get(i).map_err(|e| decode(i, e))?;
-                text.map(|t| {
-                    DateTime::parse_from_rfc3339(&t)
-                        .map(|t| t.with_timezone(&Utc))
-                        .map_err(|e| decode(i, e))
-                })
-                .transpose()
-            }
+            Inner::Sqlite(r) => sqlite_text(r, i)?.map(|t| sqlite_time(i, t)).transpose(),
             Inner::Pg(r) => r.try_get(i).map_err(|e| decode(i, e)),
         }
     }
@@ -157,8 +171,9 @@ impl<'r> Row<'r> {
         let i = self.advance();
         let value: serde_json::Value = match &self.inner {
             Inner::Sqlite(r) => {
-                let text: String = r.get(i).map_err(|e| decode(i, e))?;
-                serde_json::from_str(&text).map_err(|e| decode(i, e))?
+                let text = sqlite_text(r, i)?.ok_or_else(|| decode(i, "unexpected NULL"))?;
+                // Straight into `T`, without an intermediate `Value`.
+                return serde_json::from_slice(text).map_err(|e| decode(i, e));
             }
             Inner::Pg(r) => {
                 r.try_get::<sqlx::types::Json<serde_json::Value>, _>(i)
@@ -169,6 +184,27 @@ impl<'r> Row<'r> {
         serde_json::from_value(value)
             .context("decoding JSON column")
             .map_err(DbError::Other)
+    }
+
+    /// A JSON column as JSON text, for passing through to a response without building a
+    /// `serde_json::Value`. SQLite returns the stored text (written by serde_json, so
+    /// already compact with sorted keys); PostgreSQL's `jsonb` text has its own spacing, so
+    /// it is decoded and written compactly — the same bytes a `Value` would serialise to.
+    pub fn raw_json(&mut self) -> Result<Box<RawValue>, DbError> {
+        let i = self.advance();
+        match &self.inner {
+            Inner::Sqlite(r) => {
+                let text = sqlite_text(r, i)?.ok_or_else(|| decode(i, "unexpected NULL"))?;
+                serde_json::from_slice(text).map_err(|e| decode(i, e))
+            }
+            Inner::Pg(r) => {
+                let value = r
+                    .try_get::<sqlx::types::Json<serde_json::Value>, _>(i)
+                    .map_err(|e| decode(i, e))?
+                    .0;
+                serde_json::value::to_raw_value(&value).map_err(|e| decode(i, e))
+            }
+        }
     }
 }
 

@@ -112,6 +112,7 @@ pub struct UserView {
     /// Free-form client preferences (JSON object).
     #[schema(value_type = Object)]
     pub preferences: serde_json::Value,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -137,8 +138,11 @@ impl From<&User> for UserView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionView {
     pub id: SessionId,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub last_used_at: DateTime<Utc>,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub expires_at: DateTime<Utc>,
     pub user_agent: Option<String>,
     pub ip: Option<String>,

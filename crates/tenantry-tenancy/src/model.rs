@@ -47,7 +47,9 @@ pub struct Tenant {
     /// Tenant-wide settings (JSON object).
     #[schema(value_type = Object)]
     pub settings: serde_json::Value,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -105,6 +107,7 @@ pub struct Member {
     pub first_name: String,
     pub last_name: String,
     pub role: String,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub joined_at: DateTime<Utc>,
 }
 
@@ -196,32 +199,58 @@ pub struct Project {
     pub tenant_id: TenantId,
     pub name: String,
     pub description: Option<String>,
+    /// Passed through as stored JSON text (see `Row::raw_json`): lists do not parse and
+    /// re-serialise every row's settings.
     #[schema(value_type = Object)]
-    pub settings: serde_json::Value,
+    pub settings: Box<serde_json::value::RawValue>,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
-impl Project {
-    pub const COLUMNS: [&'static str; 7] = [
+/// A project as selected from its table: everything but the tenant id, which every query
+/// filters on and so takes from its scope instead of decoding it from each row.
+pub(crate) struct ProjectRow {
+    id: ProjectId,
+    name: String,
+    description: Option<String>,
+    settings: Box<serde_json::value::RawValue>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl ProjectRow {
+    pub(crate) const COLUMNS: [&'static str; 6] = [
         "id",
-        "tenant_id",
         "name",
         "description",
         "settings",
         "created_at",
         "updated_at",
     ];
+
+    /// The project, in the tenant the query was confined to.
+    pub(crate) fn in_tenant(self, tenant_id: TenantId) -> Project {
+        Project {
+            id: self.id,
+            tenant_id,
+            name: self.name,
+            description: self.description,
+            settings: self.settings,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
 }
 
-impl FromRow for Project {
+impl FromRow for ProjectRow {
     fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
         Ok(Self {
             id: row.id()?,
-            tenant_id: row.id()?,
             name: row.string()?,
             description: row.opt_string()?,
-            settings: row.json()?,
+            settings: row.raw_json()?,
             created_at: row.time()?,
             updated_at: row.time()?,
         })

@@ -6,7 +6,7 @@ use tenantry_core::{
 };
 use tenantry_db::{Db, DbError, TenantScope, Tx};
 
-use crate::{Project, TenancyError, tenants::require};
+use crate::{Project, TenancyError, model::ProjectRow, tenants::require};
 
 #[derive(Debug)]
 pub struct NewProject {
@@ -33,7 +33,7 @@ fn name_taken(e: DbError) -> TenancyError {
 
 fn project_query(scope: &TenantScope, id: ProjectId) -> sea_query::SelectStatement {
     let mut q = Query::select();
-    q.columns(Project::COLUMNS)
+    q.columns(ProjectRow::COLUMNS)
         .from("projects")
         .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
         .and_where(Expr::col("id").eq(id));
@@ -45,7 +45,8 @@ async fn fetch(
     scope: &TenantScope,
     id: ProjectId,
 ) -> Result<Option<Project>, TenancyError> {
-    Ok(tx.fetch_optional(&project_query(scope, id)).await?)
+    let row: Option<ProjectRow> = tx.fetch_optional(&project_query(scope, id)).await?;
+    Ok(row.map(|row| row.in_tenant(scope.tenant_id())))
 }
 
 pub async fn create_project(
@@ -96,8 +97,10 @@ pub async fn get_project(
     id: ProjectId,
 ) -> Result<Project, TenancyError> {
     require(scope, Permission::ProjectsRead)?;
-    db.read_tenant_optional(scope, &project_query(scope, id))
-        .await?
+    let row: Option<ProjectRow> = db
+        .read_tenant_optional(scope, &project_query(scope, id))
+        .await?;
+    row.map(|row| row.in_tenant(scope.tenant_id()))
         .ok_or(TenancyError::NotFound)
 }
 
@@ -116,7 +119,7 @@ pub async fn list_projects(
 ) -> Result<Page<Project>, TenancyError> {
     require(scope, Permission::ProjectsRead)?;
     let mut q = Query::select();
-    q.columns(Project::COLUMNS)
+    q.columns(ProjectRow::COLUMNS)
         .from("projects")
         .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
         .order_by("id", Order::Desc)
@@ -135,8 +138,13 @@ pub async fn list_projects(
                 .like(sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
         );
     }
-    let rows: Vec<Project> = db.read_tenant_all(scope, &q).await?;
-    Ok(Page::from_rows(rows, page, |p| p.id.as_uuid()))
+    let rows: Vec<ProjectRow> = db.read_tenant_all(scope, &q).await?;
+    let tenant_id = scope.tenant_id();
+    let projects = rows
+        .into_iter()
+        .map(|row| row.in_tenant(tenant_id))
+        .collect();
+    Ok(Page::from_rows(projects, page, |p| p.id.as_uuid()))
 }
 
 pub async fn update_project(
