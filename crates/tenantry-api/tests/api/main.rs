@@ -7,6 +7,7 @@ mod helpers;
 mod auth;
 mod isolation;
 mod members;
+mod oidc;
 mod ops;
 mod projects;
 mod recovery;
