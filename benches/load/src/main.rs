@@ -393,6 +393,8 @@ fn wrk_with(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    // Built together with the server, reqwest has `rustls-no-provider`: give it one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Arc::new(Client {
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(64)

@@ -107,7 +107,9 @@ impl Modify for BearerAuth {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some(
-                        "An access token from /api/v1/auth/login (or, later, an API key `tnt_…`)",
+                        "An access token from /api/v1/auth/login, or a token of an external \
+                         OpenID Connect issuer configured in `auth.oidc` (e.g. Auth0), verified \
+                         against the issuer's JWKS (or, later, an API key `tnt_…`)",
                     ))
                     .build(),
             ),
@@ -389,6 +391,9 @@ impl Application {
         let housekeeping = spawn_housekeeping(self.state.clone(), stopped(stopping.clone()));
         // Signing-key rotations made elsewhere (CLI, other nodes) arrive without a restart.
         let keys = tokio::spawn(self.state.identity.refresh_keys_forever());
+        // Best effort: an external issuer that is down does not delay or fail the start.
+        let identity = self.state.identity.clone();
+        let oidc_prefetch = tokio::spawn(async move { identity.prefetch_external_keys().await });
         let app = router(self.state);
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -396,7 +401,7 @@ impl Application {
             let _ = stopping_tx.send(true);
             let _ = stopped_tx.send(());
         };
-        let _background = AbortOnDrop(vec![mail_worker, housekeeping, keys]);
+        let _background = AbortOnDrop(vec![mail_worker, housekeeping, keys, oidc_prefetch]);
         let server = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -1,11 +1,13 @@
 //! Identity: user accounts, passwords, sessions, access and refresh tokens, signing keys,
-//! e-mail verification and password recovery, TOTP, login throttling and security events.
+//! e-mail verification and password recovery, TOTP, login throttling, security events, and
+//! tokens of external OpenID Connect issuers.
 
 mod error;
 mod keys;
 mod mfa;
 pub mod migrations;
 mod model;
+pub mod oidc;
 mod password;
 mod prune;
 mod recovery;
@@ -22,5 +24,7 @@ pub use model::{SessionView, User, UserStatus, UserView};
 pub use password::PasswordHasher;
 pub use prune::Pruned;
 pub use security::{SecurityEvent, SecurityEventKind};
-pub use service::{Authenticated, ClientInfo, Identity, NewUser, ProfileChange, TokenPair};
+pub use service::{
+    Authenticated, ClientInfo, Credential, Identity, NewUser, ProfileChange, TokenPair,
+};
 pub use tokens::{LEEWAY_SECS, REFRESH_PREFIX, TokenSettings};

@@ -338,7 +338,7 @@ impl Identity {
     pub async fn change_password(
         &self,
         user_id: UserId,
-        current_session: SessionId,
+        current_session: Option<SessionId>,
         current_password: &str,
         new_password: &Password,
         client: &ClientInfo,
@@ -377,7 +377,7 @@ impl Identity {
             &mut tx,
             &user,
             hash,
-            Some(current_session),
+            current_session,
             "password_changed",
             client,
         )

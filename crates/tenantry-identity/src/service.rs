@@ -15,6 +15,7 @@ use tenantry_notify::Mailer;
 use crate::{
     IdentityError, KeyRing, PasswordHasher, User, UserStatus,
     keys::{self, Rotation},
+    oidc::{ExternalProviders, peek_issuer},
     security::{SecurityEventKind, record},
     tokens::{self, Refusal, TokenSettings, VerifiedAccess},
 };
@@ -44,11 +45,31 @@ pub struct TokenPair {
     pub session_id: SessionId,
 }
 
-/// A request whose access token verified against a live session.
+/// A request whose bearer verified: our access token of a live session, or a token of a
+/// configured external OIDC issuer.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub user: User,
-    pub session_id: SessionId,
+    pub credential: Credential,
+}
+
+/// What the caller authenticated with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// Our access token, bound to this session.
+    Session(SessionId),
+    /// A token of this external issuer: no session of ours (nothing to log out of here).
+    External { issuer: Arc<str> },
+}
+
+impl Authenticated {
+    /// The caller's session, if it has one of ours.
+    pub fn session_id(&self) -> Option<SessionId> {
+        match &self.credential {
+            Credential::Session(id) => Some(*id),
+            Credential::External { .. } => None,
+        }
+    }
 }
 
 /// A change to the caller's own profile.
@@ -71,6 +92,8 @@ pub struct Identity {
     pub(crate) mailer: Mailer,
     /// Base of links in e-mails (no trailing slash).
     pub(crate) public_url: Arc<str>,
+    /// Configured external OIDC issuers.
+    pub(crate) external: ExternalProviders,
 }
 
 fn secs(value: u64) -> i64 {
@@ -86,6 +109,7 @@ impl Identity {
         mailer: Mailer,
     ) -> anyhow::Result<Self> {
         let keys = KeyRing::load_or_create(&db, key.clone()).await?;
+        let external = ExternalProviders::from_config(config)?;
         let auth = &config.auth;
         Ok(Self {
             db,
@@ -105,6 +129,7 @@ impl Identity {
             key,
             mailer,
             public_url: config.effective_public_url().into(),
+            external,
         })
     }
 
@@ -144,6 +169,12 @@ impl Identity {
     /// for as long as the server serves.
     pub fn refresh_keys_forever(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         self.keys.clone().refresh_forever(self.db.clone())
+    }
+
+    /// Fetches the keys of every configured external issuer once (best effort: an issuer
+    /// that is down is logged and tried again on its first token).
+    pub async fn prefetch_external_keys(&self) {
+        self.external.prefetch().await;
     }
 
     /// Signature and claims of an access token, reloading the keys once (rate-limited) when
@@ -399,8 +430,16 @@ impl Identity {
         Ok((user, tokens))
     }
 
-    /// Checks a bearer access token and that its session is live; returns the caller.
+    /// Checks a bearer token and returns the caller. The token's unverified `iss` picks the
+    /// verifier: a configured external issuer's keys (see [`crate::oidc`]), else ours — an
+    /// access token whose session must be live (any other `iss` fails our verification).
     pub async fn authenticate(&self, token: &str) -> Result<Authenticated, IdentityError> {
+        if !self.external.is_empty()
+            && let Some(issuer) = peek_issuer(token)
+            && let Some(provider) = self.external.get(&issuer)
+        {
+            return self.authenticate_external(provider, token).await;
+        }
         let now = tenantry_core::now();
         let claims = self.verify_access(token, now.timestamp()).await?;
         let user: User = self
@@ -425,7 +464,7 @@ impl Identity {
         }
         Ok(Authenticated {
             user,
-            session_id: claims.session_id,
+            credential: Credential::Session(claims.session_id),
         })
     }
 

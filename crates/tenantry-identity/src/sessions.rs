@@ -283,7 +283,7 @@ impl Identity {
     pub async fn list_sessions(
         &self,
         user_id: UserId,
-        current: SessionId,
+        current: Option<SessionId>,
         page: &PageRequest,
     ) -> Result<Page<SessionView>, IdentityError> {
         let mut query = Query::select();
@@ -301,7 +301,7 @@ impl Identity {
         let rows: Vec<SessionRow> = self.db.read_all(&query).await?;
         Ok(
             Page::from_rows(rows, page, |r| r.id.as_uuid()).map(|r| SessionView {
-                current: r.id == current,
+                current: Some(r.id) == current,
                 id: r.id,
                 created_at: r.created_at,
                 last_used_at: r.last_used_at,

@@ -87,6 +87,50 @@ mod tests {
     }
 
     #[test]
+    fn external_oidc_providers_from_toml_and_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "tenantry.toml",
+                r#"
+[[auth.oidc]]
+issuer = "https://tenant.auth0.com/"
+audience = ["https://api.example.com", "other"]
+email_claim = "https://example.com/email"
+link_by_verified_email = true
+
+[[auth.oidc]]
+issuer = "https://login.example.org/realms/acme"
+audience = "tenantry"
+algorithms = ["RS256", "ES256"]
+"#,
+            )?;
+            let config = load(None).map_err(|e| e.to_string())?;
+            let [auth0, other] = config.auth.oidc.as_slice() else {
+                panic!("two providers expected: {:?}", config.auth.oidc);
+            };
+            assert_eq!(auth0.audience, ["https://api.example.com", "other"]);
+            assert_eq!(auth0.email_claim, "https://example.com/email");
+            assert_eq!(auth0.algorithms, ["RS256"]);
+            assert!(auth0.link_by_verified_email);
+            assert_eq!(other.audience, ["tenantry"]);
+            assert_eq!(other.leeway_secs, 30);
+            assert!(config.validate_oidc().is_ok());
+
+            // The whole list in one variable (inline TOML-like syntax) replaces the file's.
+            jail.set_env(
+                "TENANTRY_AUTH__OIDC",
+                r#"[{issuer="https://env.example/", audience="api", algorithms=["HS256"]}]"#,
+            );
+            let config = load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.auth.oidc.len(), 1);
+            assert_eq!(config.auth.oidc[0].issuer, "https://env.example/");
+            let error = config.validate_oidc().unwrap_err();
+            assert!(error.contains("HS256"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn secrets_are_hidden_in_debug() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("TENANTRY_DATABASE_URL", "postgres://u:hunter2@h/db");

@@ -41,7 +41,7 @@ pub async fn change_password(
     Client(client): Client,
     Json(body): Json<ChangePasswordRequest>,
 ) -> Result<StatusCode, Problem> {
-    let session_id = caller.session_id;
+    let session_id = caller.session_id();
     let mut v = Validator::new();
     let password = v.field("new_password", Password::parse(&body.new_password));
     if let (Some(p), Some(email)) = (&password, caller.user.email.as_deref())

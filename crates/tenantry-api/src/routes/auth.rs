@@ -224,12 +224,20 @@ pub async fn refresh(
 /// End the current session: its access and refresh tokens stop working immediately.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "identity",
     security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem),
+        (status = 409, description = "The bearer is a token of an external identity provider: \
+            there is no session here to end; sign out at the provider", body = Problem)))]
 pub async fn logout(
     State(state): State<AppState>,
     Caller(caller): Caller,
 ) -> Result<StatusCode, Problem> {
-    state.identity.logout(caller.session_id).await?;
+    let Some(session_id) = caller.session_id() else {
+        return Err(Problem::conflict().with_detail(
+            "this token was issued by an external identity provider: there is no session \
+             here to end; sign out at the provider",
+        ));
+    };
+    state.identity.logout(session_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -123,7 +123,8 @@ pub async fn my_tenants(
     ))
 }
 
-/// The caller's live sessions; `current` marks this one.
+/// The caller's live sessions; `current` marks this one (none is current for a token of an
+/// external identity provider).
 #[utoipa::path(get, path = "/api/v1/users/me/sessions", tag = "identity", security(("bearer" = [])),
     params(PageParams),
     responses((status = 200, body = Page<SessionView>), (status = 401, body = Problem)))]
@@ -136,7 +137,7 @@ pub async fn my_sessions(
     Ok(Json(
         state
             .identity
-            .list_sessions(caller.user.id, caller.session_id, &page)
+            .list_sessions(caller.user.id, caller.session_id(), &page)
             .await?,
     ))
 }

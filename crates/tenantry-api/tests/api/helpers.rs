@@ -105,6 +105,7 @@ async fn start(
         token_per_minute: 0,
     };
     configure(&mut config);
+    tenantry_identity::oidc::install_tls_provider();
     let app = Application::build(config)
         .await
         .expect("application builds");

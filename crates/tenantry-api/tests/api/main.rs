@@ -9,6 +9,7 @@ mod auth;
 mod isolation;
 mod members;
 mod mfa;
+mod oidc;
 mod ops;
 mod projects;
 mod recovery;
