@@ -4,6 +4,7 @@
 
 mod error;
 mod keys;
+mod login;
 mod mfa;
 pub mod migrations;
 mod model;

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::TimeDelta;
-use rand::Rng;
 use sea_query::{Expr, ExprTrait, Query};
 use tenantry_core::{
     Email, Password, PersonName, SessionId, UserId, config::Config, crypto::MasterKey,
@@ -16,7 +15,6 @@ use crate::{
     IdentityError, KeyRing, PasswordHasher, User, UserStatus,
     keys::{self, Rotation},
     oidc::{ExternalProviders, peek_issuer},
-    security::{SecurityEventKind, record},
     tokens::{self, Refusal, TokenSettings, VerifiedAccess},
 };
 
@@ -271,163 +269,6 @@ impl Identity {
         self.mailer.wake();
         tracing::info!(user_id = %user.id, "user registered");
         Ok(user)
-    }
-
-    /// The account with this e-mail (if any) and whether `password` is its password.
-    /// Unknown e-mail and wrong password cost the same work.
-    async fn verify_password(
-        &self,
-        email: &str,
-        password: &str,
-    ) -> Result<(Option<User>, bool), IdentityError> {
-        let email = Email::parse(email).ok();
-        let found: Option<UserWithHash> = match &email {
-            Some(email) => {
-                self.db
-                    .read_optional(
-                        Query::select()
-                            .columns(User::COLUMNS)
-                            .column("password_hash")
-                            .from("users")
-                            .and_where(Expr::col("email").eq(email.as_str())),
-                    )
-                    .await?
-            }
-            None => None,
-        };
-        let stored_hash = found.as_ref().and_then(|u| u.password_hash.as_deref());
-        let matches = self.hasher.verify(password, stored_hash).await?;
-        Ok((found.map(|u| u.user), matches))
-    }
-
-    /// The active account these credentials belong to, if they are right. Unknown e-mail,
-    /// wrong password and disabled accounts cost the same work and all answer `None`.
-    /// (No throttling and no second factor: for operator tooling, not for sign-in.)
-    pub async fn check_credentials(
-        &self,
-        email: &str,
-        password: &str,
-    ) -> Result<Option<User>, IdentityError> {
-        let (found, matches) = self.verify_password(email, password).await?;
-        Ok(found.filter(|user| matches && user.status == UserStatus::Active))
-    }
-
-    /// Signs in with e-mail, password and (for accounts with two-step verification) a TOTP
-    /// or recovery code, and opens a session. Failures are throttled per address (see
-    /// `throttle`) and recorded as security events.
-    pub async fn login(
-        &self,
-        email: &str,
-        password: &str,
-        mfa_code: Option<&str>,
-        client: &ClientInfo,
-    ) -> Result<(User, TokenPair), IdentityError> {
-        let key = self.throttle_key(email);
-        let throttle = self.throttle_state(&key).await?;
-        if let Some(secs) = throttle.locked_for {
-            return Err(IdentityError::Throttled {
-                retry_after_secs: secs,
-            });
-        }
-        let (found, matches) = self.verify_password(email, password).await?;
-        let user = match found {
-            Some(user) if matches && user.status == UserStatus::Active => user,
-            found => {
-                self.login_failed(
-                    &key,
-                    found.map(|u| u.id),
-                    SecurityEventKind::LoginFailed,
-                    client,
-                )
-                .await?;
-                return Err(IdentityError::InvalidCredentials);
-            }
-        };
-        if user.mfa_enabled {
-            let Some(code) = mfa_code.filter(|c| !c.trim().is_empty()) else {
-                return Err(IdentityError::MfaRequired);
-            };
-            let mut tx = self.db.begin_write().await?;
-            let ok = self
-                .check_second_factor(&mut tx, user.id, code, client)
-                .await?;
-            tx.commit().await?;
-            if !ok {
-                self.login_failed(&key, Some(user.id), SecurityEventKind::MfaFailed, client)
-                    .await?;
-                return Err(IdentityError::MfaInvalid);
-            }
-        }
-        if throttle.recorded {
-            self.throttle_success(&key).await?;
-        }
-        let tokens = self
-            .open_session(user.id, client, self.refresh_ttl_secs)
-            .await?;
-        tracing::info!(user_id = %user.id, session_id = %tokens.session_id, "login");
-        Ok((user, tokens))
-    }
-
-    async fn login_failed(
-        &self,
-        key: &crate::throttle::ThrottleKey,
-        user_id: Option<UserId>,
-        kind: SecurityEventKind,
-        client: &ClientInfo,
-    ) -> Result<(), IdentityError> {
-        let mut tx = self.db.begin_write().await?;
-        let locked = Self::throttle_failure(&mut tx, key).await?;
-        // Failures against unknown addresses are throttled but not recorded: there is no
-        // account to attach them to, and the address itself is not kept.
-        if user_id.is_some() {
-            record(&mut tx, user_id, kind, client, serde_json::json!({})).await?;
-            if let Some(secs) = locked {
-                record(
-                    &mut tx,
-                    user_id,
-                    SecurityEventKind::LoginLocked,
-                    client,
-                    serde_json::json!({ "locked_for_secs": secs }),
-                )
-                .await?;
-            }
-        }
-        tx.commit().await?;
-        tracing::warn!(event = "login_failed", locked_for_secs = ?locked, "login failed");
-        Ok(())
-    }
-
-    /// A short-lived anonymous account with its own session.
-    pub async fn guest(&self, client: &ClientInfo) -> Result<(User, TokenPair), IdentityError> {
-        let now = tenantry_core::now();
-        let id = UserId::new();
-        let display_name = format!("guest-{:04}", rand::rng().random_range(0..10_000));
-        let mut tx = self.db.begin_write().await?;
-        tx.execute(
-            Query::insert()
-                .into_table("users")
-                .columns([
-                    "id",
-                    "display_name",
-                    "is_guest",
-                    "preferences",
-                    "created_at",
-                    "updated_at",
-                ])
-                .values_panic([
-                    id.into(),
-                    display_name.into(),
-                    true.into(),
-                    serde_json::json!({}).into(),
-                    now.into(),
-                    now.into(),
-                ]),
-        )
-        .await?;
-        let user = Self::user_in(&mut tx, id).await?;
-        tx.commit().await?;
-        let tokens = self.open_session(id, client, self.guest_ttl_secs).await?;
-        Ok((user, tokens))
     }
 
     /// Checks a bearer token and returns the caller. The token's unverified `iss` picks the
