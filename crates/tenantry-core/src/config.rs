@@ -167,6 +167,9 @@ pub struct AuthConfig {
     pub argon2_iterations: u32,
     /// At most this many password hashes run at once, so logins cannot starve other work.
     pub max_concurrent_hashes: usize,
+    /// Scheduling of the hashing threads: `idle` (Linux `SCHED_IDLE`: only CPU nobody else
+    /// wants), `low` (nice ≈ 9) or `normal`.
+    pub hash_scheduling: HashScheduling,
     /// External OpenID Connect issuers whose access/ID tokens are accepted as bearers
     /// (`[[auth.oidc]]` in `tenantry.toml`; see [`OidcProviderConfig`]).
     pub oidc: Vec<OidcProviderConfig>,
@@ -183,6 +186,7 @@ impl Default for AuthConfig {
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             max_concurrent_hashes: 2,
+            hash_scheduling: HashScheduling::Idle,
             oidc: Vec::new(),
         }
     }
@@ -345,6 +349,15 @@ impl OidcProviderConfig {
         }
         Ok(())
     }
+}
+
+/// How password-hashing threads are scheduled against request handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashScheduling {
+    Idle,
+    Low,
+    Normal,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -3,9 +3,11 @@
 //! needs is held by at most that many threads (`spawn_blocking` would let every blocking
 //! thread's allocator arena keep its own copy).
 //!
-//! The threads run at a lower scheduling priority (nice ≈ 9): when the CPU is contended,
-//! ordinary requests go first and hashing takes the rest, so a login storm cannot move other
-//! endpoints' latency much; on an idle machine hashing still gets every free cycle. The
+//! By default the threads run under Linux `SCHED_IDLE` (`auth.hash_scheduling`): they get
+//! only CPU that request handling does not want, so a login storm barely moves other
+//! endpoints' latency, while on an otherwise idle machine hashing still gets every free cycle
+//! (measured in docs/benchmarks.md: `me_under_login`). `low` (nice ≈ 9) and `normal` exist for
+//! platforms or operators that want logins to compete. The
 //! queue in front of them is bounded: beyond [`MAX_QUEUED_PER_THREAD`] waiting jobs per
 //! thread, callers are told the server is busy instead of waiting ever longer.
 
@@ -13,20 +15,37 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::{Context, anyhow};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use tenantry_core::config::HashScheduling;
 
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Jobs that may wait per hashing thread before new ones are refused.
 pub const MAX_QUEUED_PER_THREAD: usize = 128;
 
-/// Lowers the calling thread's priority (Linux: nice ≈ 9). Failing is harmless.
-fn lower_priority() {
-    let priority = thread_priority::ThreadPriorityValue::try_from(25u8)
-        .map(thread_priority::ThreadPriority::Crossplatform);
-    if let Ok(priority) = priority
-        && let Err(e) = thread_priority::set_current_thread_priority(priority)
-    {
-        tracing::debug!(error = ?e, "could not lower the hashing thread's priority");
+/// Applies `scheduling` to the calling thread. Failing is harmless (logged).
+fn apply(scheduling: HashScheduling) {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
+    let result = match scheduling {
+        HashScheduling::Normal => return,
+        HashScheduling::Low => match ThreadPriorityValue::try_from(25u8) {
+            Ok(value) => {
+                thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(value))
+            }
+            Err(_) => return,
+        },
+        #[cfg(target_os = "linux")]
+        HashScheduling::Idle => thread_priority::set_thread_priority_and_policy(
+            thread_priority::thread_native_id(),
+            ThreadPriority::Min,
+            thread_priority::ThreadSchedulePolicy::Normal(
+                thread_priority::NormalThreadSchedulePolicy::Idle,
+            ),
+        ),
+        #[cfg(not(target_os = "linux"))]
+        HashScheduling::Idle => thread_priority::set_current_thread_priority(ThreadPriority::Min),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = ?e, ?scheduling, "could not set the hashing threads' scheduling");
     }
 }
 
@@ -36,7 +55,7 @@ struct Workers {
 }
 
 impl Workers {
-    fn start(count: usize) -> anyhow::Result<Self> {
+    fn start(count: usize, scheduling: HashScheduling) -> anyhow::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..count {
@@ -44,7 +63,7 @@ impl Workers {
             std::thread::Builder::new()
                 .name(format!("tenantry-hash-{i}"))
                 .spawn(move || {
-                    lower_priority();
+                    apply(scheduling);
                     loop {
                         // The lock is held only while waiting for the next job.
                         let job = match queue.lock() {
@@ -99,11 +118,17 @@ fn argon2(params: &Params) -> Argon2<'static> {
 
 impl PasswordHasher {
     /// `memory_kib` and `iterations` are floored at OWASP's argon2id minimum (19 MiB, t=2).
-    pub fn new(memory_kib: u32, iterations: u32, max_concurrent: usize) -> anyhow::Result<Self> {
+    pub fn new(
+        memory_kib: u32,
+        iterations: u32,
+        max_concurrent: usize,
+        scheduling: HashScheduling,
+    ) -> anyhow::Result<Self> {
         Self::with_queue(
             memory_kib,
             iterations,
             max_concurrent,
+            scheduling,
             MAX_QUEUED_PER_THREAD,
         )
     }
@@ -112,6 +137,7 @@ impl PasswordHasher {
         memory_kib: u32,
         iterations: u32,
         max_concurrent: usize,
+        scheduling: HashScheduling,
         queued_per_thread: usize,
     ) -> anyhow::Result<Self> {
         let params = Params::new(memory_kib.max(19 * 1024), iterations.max(2), 1, None)
@@ -123,7 +149,7 @@ impl PasswordHasher {
         let threads = max_concurrent.max(1);
         Ok(Self {
             params,
-            workers: Arc::new(Workers::start(threads)?),
+            workers: Arc::new(Workers::start(threads, scheduling)?),
             queue: Arc::new(tokio::sync::Semaphore::new(
                 threads * queued_per_thread.max(1),
             )),
@@ -182,7 +208,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_answers_busy_at_once() {
-        let hasher = PasswordHasher::with_queue(1, 1, 1, 2).unwrap();
+        let hasher = PasswordHasher::with_queue(1, 1, 1, HashScheduling::Idle, 2).unwrap();
         let hash = hasher.hash("correct horse battery").await.unwrap();
         // Six tasks reach the queue within microseconds; a hash takes milliseconds.
         let mut tasks = tokio::task::JoinSet::new();
@@ -208,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_verify_and_use_owasp_parameters() {
-        let hasher = PasswordHasher::new(1, 1, 2).unwrap();
+        let hasher = PasswordHasher::new(1, 1, 2, HashScheduling::Low).unwrap();
         let hash = hasher.hash("correct horse battery").await.unwrap();
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),

@@ -116,6 +116,7 @@ impl Identity {
                 auth.argon2_memory_kib,
                 auth.argon2_iterations,
                 auth.max_concurrent_hashes,
+                auth.hash_scheduling,
             )?,
             tokens: TokenSettings {
                 issuer: config.effective_issuer(),
