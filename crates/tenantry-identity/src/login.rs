@@ -1,13 +1,13 @@
 //! Signing in: password (with throttling and a second factor) and guest sessions.
 
 use rand::Rng;
-use sea_query::{Expr, ExprTrait, Query};
+use sea_query::{Expr, ExprTrait};
 use tenantry_core::{Email, UserId};
 
 use crate::{
     ClientInfo, Identity, IdentityError, TokenPair, User, UserStatus,
     security::{SecurityEventKind, record},
-    service::UserWithHash,
+    service::{UserRow, UserWithHash, insert_user_row},
 };
 
 impl Identity {
@@ -22,13 +22,7 @@ impl Identity {
         let found: Option<UserWithHash> = match &email {
             Some(email) => {
                 self.db
-                    .read_optional(
-                        Query::select()
-                            .columns(User::COLUMNS)
-                            .column("password_hash")
-                            .from("users")
-                            .and_where(Expr::col("email").eq(email.as_str())),
-                    )
+                    .read_optional(&UserWithHash::select(Expr::col("email").eq(email.as_str())))
                     .await?
             }
             None => None,
@@ -137,31 +131,14 @@ impl Identity {
 
     /// A short-lived anonymous account with its own session.
     pub async fn guest(&self, client: &ClientInfo) -> Result<(User, TokenPair), IdentityError> {
-        let now = tenantry_core::now();
-        let id = UserId::new();
         let display_name = format!("guest-{:04}", rand::rng().random_range(0..10_000));
         let mut tx = self.db.begin_write().await?;
-        tx.execute(
-            Query::insert()
-                .into_table("users")
-                .columns([
-                    "id",
-                    "display_name",
-                    "is_guest",
-                    "preferences",
-                    "created_at",
-                    "updated_at",
-                ])
-                .values_panic([
-                    id.into(),
-                    display_name.into(),
-                    true.into(),
-                    serde_json::json!({}).into(),
-                    now.into(),
-                    now.into(),
-                ]),
-        )
-        .await?;
+        let row = UserRow {
+            display_name: Some(display_name),
+            is_guest: true,
+            ..UserRow::default()
+        };
+        let id = insert_user_row(&mut tx, row, tenantry_core::now()).await?;
         let user = Self::user_in(&mut tx, id).await?;
         tx.commit().await?;
         let tokens = self.open_session(id, client, self.guest_ttl_secs).await?;

@@ -68,6 +68,15 @@ impl User {
         "updated_at",
     ];
 
+    /// `SELECT <COLUMNS> FROM users WHERE <condition>`.
+    pub(crate) fn select(condition: sea_query::Expr) -> sea_query::SelectStatement {
+        sea_query::Query::select()
+            .columns(Self::COLUMNS)
+            .from("users")
+            .and_where(condition)
+            .to_owned()
+    }
+
     /// `COLUMNS` qualified with the `users` table, for joins.
     pub fn qualified_columns() -> impl Iterator<Item = (&'static str, &'static str)> {
         Self::COLUMNS.into_iter().map(|c| ("users", c))

@@ -13,6 +13,7 @@ use tenantry_db::{DbError, FromRow, Row, Tx};
 use crate::{
     ClientInfo, Identity, IdentityError, User,
     security::{SecurityEventKind, record},
+    service::UserWithHash,
     tokens,
 };
 
@@ -239,17 +240,11 @@ impl Identity {
 
     async fn send_reset(&self, email: &Email, client: &ClientInfo) -> Result<(), IdentityError> {
         let mut tx = self.db.begin_write().await?;
-        let found: Option<crate::service::UserWithHash> = tx
-            .fetch_optional(
-                Query::select()
-                    .columns(User::COLUMNS)
-                    .column("password_hash")
-                    .from("users")
-                    .and_where(Expr::col("email").eq(email.as_str())),
-            )
+        let found: Option<UserWithHash> = tx
+            .fetch_optional(&UserWithHash::select(Expr::col("email").eq(email.as_str())))
             .await?;
         // Only active accounts that sign in with a password can reset one.
-        let Some(crate::service::UserWithHash {
+        let Some(UserWithHash {
             user,
             password_hash: Some(_),
         }) = found
@@ -320,13 +315,7 @@ impl Identity {
         .await?;
         if let Some(email) = &user.email {
             // Unlocks the account: the owner of the mailbox proved who they are.
-            let key = self.throttle_key(email);
-            tx.execute(
-                Query::delete()
-                    .from_table("login_throttle")
-                    .and_where(Expr::col("key_hash").eq(key.0.clone())),
-            )
-            .await?;
+            Self::clear_throttle(&mut tx, &self.throttle_key(email)).await?;
         }
         tx.commit().await?;
         self.mailer.wake();

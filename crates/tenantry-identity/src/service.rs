@@ -210,54 +210,30 @@ impl Identity {
         password_hash: String,
         platform_admin: bool,
     ) -> Result<User, IdentityError> {
-        let now = tenantry_core::now();
-        let id = UserId::new();
-        tx.execute(
-            Query::insert()
-                .into_table("users")
-                .columns([
-                    "id",
-                    "email",
-                    "password_hash",
-                    "first_name",
-                    "last_name",
-                    "is_platform_admin",
-                    "preferences",
-                    "created_at",
-                    "updated_at",
-                ])
-                .values_panic([
-                    id.into(),
-                    new.email.as_str().into(),
-                    password_hash.into(),
-                    new.first_name.as_str().into(),
-                    new.last_name.as_str().into(),
-                    platform_admin.into(),
-                    serde_json::json!({}).into(),
-                    now.into(),
-                    now.into(),
-                ]),
-        )
-        .await
-        .map_err(|e| {
-            if e.is_unique_violation_on("email") {
-                IdentityError::EmailTaken
-            } else {
-                e.into()
-            }
-        })?;
+        let row = UserRow {
+            email: Some(new.email.as_str()),
+            password_hash: Some(password_hash),
+            first_name: new.first_name.as_str(),
+            last_name: new.last_name.as_str(),
+            is_platform_admin: platform_admin,
+            ..UserRow::default()
+        };
+        let id = insert_user_row(tx, row, tenantry_core::now())
+            .await
+            .map_err(|e| {
+                if e.is_unique_violation_on("email") {
+                    IdentityError::EmailTaken
+                } else {
+                    e.into()
+                }
+            })?;
         Self::user_in(tx, id).await
     }
 
     pub(crate) async fn user_in(tx: &mut Tx, id: UserId) -> Result<User, IdentityError> {
-        tx.fetch_optional(
-            Query::select()
-                .columns(User::COLUMNS)
-                .from("users")
-                .and_where(Expr::col("id").eq(id)),
-        )
-        .await?
-        .ok_or(IdentityError::UserNotFound)
+        tx.fetch_optional(&User::select(Expr::col("id").eq(id)))
+            .await?
+            .ok_or(IdentityError::UserNotFound)
     }
 
     /// Creates an account (without a tenant).
@@ -316,13 +292,7 @@ impl Identity {
     ) -> Result<(User, Option<String>), IdentityError> {
         let found: UserWithHash = self
             .db
-            .read_optional(
-                Query::select()
-                    .columns(User::COLUMNS)
-                    .column("password_hash")
-                    .from("users")
-                    .and_where(Expr::col("id").eq(id)),
-            )
+            .read_optional(&UserWithHash::select(Expr::col("id").eq(id)))
             .await?
             .ok_or(IdentityError::UserNotFound)?;
         Ok((found.user, found.password_hash))
@@ -330,12 +300,7 @@ impl Identity {
 
     pub async fn user(&self, id: UserId) -> Result<User, IdentityError> {
         self.db
-            .read_optional(
-                Query::select()
-                    .columns(User::COLUMNS)
-                    .from("users")
-                    .and_where(Expr::col("id").eq(id)),
-            )
+            .read_optional(&User::select(Expr::col("id").eq(id)))
             .await?
             .ok_or(IdentityError::UserNotFound)
     }
@@ -344,12 +309,7 @@ impl Identity {
     pub async fn user_by_email(&self, email: &Email) -> Result<Option<User>, IdentityError> {
         Ok(self
             .db
-            .read_optional(
-                Query::select()
-                    .columns(User::COLUMNS)
-                    .from("users")
-                    .and_where(Expr::col("email").eq(email.as_str())),
-            )
+            .read_optional(&User::select(Expr::col("email").eq(email.as_str())))
             .await?)
     }
 
@@ -429,9 +389,73 @@ impl Identity {
     }
 }
 
+/// The fields of a new `users` row (accounts with a password, guests and external
+/// identities all go through [`insert_user_row`]).
+#[derive(Default)]
+pub(crate) struct UserRow<'a> {
+    pub email: Option<&'a str>,
+    pub email_verified: bool,
+    pub password_hash: Option<String>,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub display_name: Option<String>,
+    pub is_guest: bool,
+    pub is_platform_admin: bool,
+}
+
+/// Inserts `row` as a new user in `tx`; returns its id.
+pub(crate) async fn insert_user_row(
+    tx: &mut Tx,
+    row: UserRow<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<UserId, tenantry_db::DbError> {
+    let id = UserId::new();
+    tx.execute(
+        Query::insert()
+            .into_table("users")
+            .columns([
+                "id",
+                "email",
+                "email_verified",
+                "password_hash",
+                "first_name",
+                "last_name",
+                "display_name",
+                "is_guest",
+                "is_platform_admin",
+                "preferences",
+                "created_at",
+                "updated_at",
+            ])
+            .values_panic([
+                id.into(),
+                row.email.map(str::to_owned).into(),
+                row.email_verified.into(),
+                row.password_hash.into(),
+                row.first_name.into(),
+                row.last_name.into(),
+                row.display_name.into(),
+                row.is_guest.into(),
+                row.is_platform_admin.into(),
+                serde_json::json!({}).into(),
+                now.into(),
+                now.into(),
+            ]),
+    )
+    .await?;
+    Ok(id)
+}
+
 pub(crate) struct UserWithHash {
     pub user: User,
     pub password_hash: Option<String>,
+}
+
+impl UserWithHash {
+    /// [`User::select`] plus the password hash (never leaves this crate).
+    pub(crate) fn select(condition: sea_query::Expr) -> sea_query::SelectStatement {
+        User::select(condition).column("password_hash").to_owned()
+    }
 }
 
 impl FromRow for UserWithHash {

@@ -19,7 +19,7 @@ pub const MAX_FAILURES_PER_HOUR: i64 = 100;
 
 /// The throttle key of an e-mail address (or any login name).
 #[derive(Debug, Clone)]
-pub(crate) struct ThrottleKey(pub(crate) Vec<u8>);
+pub(crate) struct ThrottleKey(Vec<u8>);
 
 /// A key's throttling as read before an attempt.
 #[derive(Debug, Clone, Copy)]
@@ -183,13 +183,19 @@ impl Identity {
     /// Clears the key after a successful login.
     pub(crate) async fn throttle_success(&self, key: &ThrottleKey) -> Result<(), DbError> {
         let mut tx = self.db.begin_write().await?;
+        Self::clear_throttle(&mut tx, key).await?;
+        tx.commit().await
+    }
+
+    /// Forgets the key's failures and lock in `tx`.
+    pub(crate) async fn clear_throttle(tx: &mut Tx, key: &ThrottleKey) -> Result<(), DbError> {
         tx.execute(
             Query::delete()
                 .from_table("login_throttle")
                 .and_where(Expr::col("key_hash").eq(key.0.clone())),
         )
         .await?;
-        tx.commit().await
+        Ok(())
     }
 }
 

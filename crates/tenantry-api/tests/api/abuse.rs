@@ -115,20 +115,9 @@ async fn per_ip_limits_answer_429_with_retry_after(app: TestApp) {
         })
         .await;
     let email = unique_email("ip");
-    let register = |email: String| {
-        let app = &limited;
-        async move {
-            app.post(
-                "/api/v1/auth/register",
-                None,
-                json!({"email": email, "password": PASSWORD, "first_name": "A", "last_name": "B"}),
-            )
-            .await
-        }
-    };
-    register(email.clone()).await.assert(201);
-    register(unique_email("ip2")).await.assert(201);
-    let refused = register(unique_email("ip3")).await;
+    limited.sign_up(&email).await.assert(201);
+    limited.sign_up(&unique_email("ip2")).await.assert(201);
+    let refused = limited.sign_up(&unique_email("ip3")).await;
     refused.assert_problem(429, "rate_limited");
     assert!(retry_after(&refused) >= 1);
 
@@ -191,20 +180,8 @@ async fn per_ip_limits_answer_429_with_retry_after(app: TestApp) {
 
 async fn refresh_token_reuse_is_a_security_event(app: TestApp) {
     let user = app.register(&unique_email("reuse")).await;
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": user.refresh}),
-    )
-    .await
-    .assert(200);
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": user.refresh}),
-    )
-    .await
-    .assert(401);
+    app.refresh(&user.refresh).await.assert(200);
+    app.refresh(&user.refresh).await.assert(401);
     let fresh = app.login(&user.email).await;
     let kinds = app.security_event_kinds(&fresh.token).await;
     assert!(

@@ -237,43 +237,25 @@ async fn login_failures_do_not_reveal_whether_the_email_exists(app: TestApp) {
 
 async fn refresh_rotates_and_reuse_revokes_the_session(app: TestApp) {
     let user = app.register("r@example.com").await;
-    let r = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": user.refresh}),
-        )
-        .await;
+    let r = app.refresh(&user.refresh).await;
     r.assert(200);
     let access = r.body["access_token"].as_str().unwrap().to_owned();
     let refresh = r.body["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(refresh, user.refresh);
     app.get("/api/v1/users/me", Some(&access)).await.assert(200);
     // The old token is spent: presenting it again is treated as theft.
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": user.refresh}),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
+    app.refresh(&user.refresh)
+        .await
+        .assert_problem(401, "invalid_token");
     app.get("/api/v1/users/me", Some(&access))
         .await
         .assert_problem(401, "invalid_token");
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": refresh}),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": "tnr_made-up"}),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
+    app.refresh(&refresh)
+        .await
+        .assert_problem(401, "invalid_token");
+    app.refresh("tnr_made-up")
+        .await
+        .assert_problem(401, "invalid_token");
     // Other sessions of the user are unaffected.
     let other = app.login("r@example.com").await;
     app.get("/api/v1/users/me", Some(&other.token))
@@ -290,14 +272,7 @@ async fn concurrent_refreshes_of_one_token_let_exactly_one_win(app: TestApp) {
     for _ in 0..100 {
         let app = app.clone();
         let token = user.refresh.clone();
-        tasks.spawn(async move {
-            app.post(
-                "/api/v1/auth/refresh",
-                None,
-                json!({"refresh_token": token}),
-            )
-            .await
-        });
+        tasks.spawn(async move { app.refresh(&token).await });
     }
     let mut responses = Vec::new();
     while let Some(resp) = tasks.join_next().await {
@@ -321,13 +296,9 @@ async fn concurrent_refreshes_of_one_token_let_exactly_one_win(app: TestApp) {
     app.get("/api/v1/users/me", winner.body["access_token"].as_str())
         .await
         .assert_problem(401, "invalid_token");
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": winner.body["refresh_token"]}),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
+    app.refresh(winner.body["refresh_token"].as_str().unwrap())
+        .await
+        .assert_problem(401, "invalid_token");
     app.get("/api/v1/users/me", Some(&user.token))
         .await
         .assert_problem(401, "invalid_token");
@@ -341,13 +312,9 @@ async fn logout_ends_the_session_immediately(app: TestApp) {
     app.get("/api/v1/users/me", Some(&user.token))
         .await
         .assert_problem(401, "invalid_token");
-    app.post(
-        "/api/v1/auth/refresh",
-        None,
-        json!({"refresh_token": user.refresh}),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
+    app.refresh(&user.refresh)
+        .await
+        .assert_problem(401, "invalid_token");
     app.post("/api/v1/auth/logout", None, json!({}))
         .await
         .assert_problem(401, "unauthenticated");
@@ -366,13 +333,7 @@ async fn guest_sessions_are_anonymous(app: TestApp) {
         .await;
     me.assert(200);
     assert_eq!(me.body["id"], user["id"]);
-    let refreshed = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": r.body["refresh_token"]}),
-        )
-        .await;
+    let refreshed = app.refresh(r.body["refresh_token"].as_str().unwrap()).await;
     refreshed.assert(200);
 }
 

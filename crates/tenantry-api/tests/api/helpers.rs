@@ -217,15 +217,30 @@ impl TestApp {
         self.request(Method::DELETE, path, token, None).await
     }
 
-    pub async fn register(&self, email: &str) -> TestUser {
+    /// `POST /auth/register` with [`PASSWORD`]; the response unchecked.
+    pub async fn sign_up(&self, email: &str) -> Resp {
         self.post(
             "/api/v1/auth/register",
             None,
             json!({"email": email, "password": PASSWORD, "first_name": "Test", "last_name": "User"}),
         )
         .await
-        .assert(201);
+    }
+
+    /// Registers and logs in.
+    pub async fn register(&self, email: &str) -> TestUser {
+        self.sign_up(email).await.assert(201);
         self.login(email).await
+    }
+
+    /// `POST /auth/refresh` with `refresh_token`; the response unchecked.
+    pub async fn refresh(&self, refresh_token: &str) -> Resp {
+        self.post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({ "refresh_token": refresh_token }),
+        )
+        .await
     }
 
     pub async fn login(&self, email: &str) -> TestUser {

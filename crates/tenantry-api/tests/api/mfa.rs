@@ -48,13 +48,7 @@ async fn login(app: &TestApp, email: &str, code: Option<&str>) -> crate::helpers
 
 async fn totp_enrolment_login_recovery_and_disable(app: TestApp, sink: SmtpSink) {
     let email = unique_email("mfa");
-    app.post(
-        "/api/v1/auth/register",
-        None,
-        json!({"email": email, "password": PASSWORD, "first_name": "Ada", "last_name": "L"}),
-    )
-    .await
-    .assert(201);
+    app.sign_up(&email).await.assert(201);
     let user = app.login(&email).await;
     let token = Some(user.token.as_str());
 

@@ -17,21 +17,9 @@ crate::mail_tests!(
 
 crate::backend_tests!(without_smtp_messages_are_written_to_the_data_directory);
 
-async fn register(app: &TestApp, email: &str) -> serde_json::Value {
-    let resp = app
-        .post(
-            "/api/v1/auth/register",
-            None,
-            json!({"email": email, "password": PASSWORD, "first_name": "Ada", "last_name": "L"}),
-        )
-        .await;
-    resp.assert(201);
-    resp.body
-}
-
 async fn registration_mails_a_link_that_verifies_the_address_once(app: TestApp, sink: SmtpSink) {
     let email = unique_email("verify");
-    register(&app, &email).await;
+    app.sign_up(&email).await.assert(201);
     let mail = &sink.wait_for(&email, 1).await[0];
     assert_eq!(mail.subject, "Confirm your e-mail address for Tenantry");
     assert_eq!(
@@ -88,7 +76,7 @@ async fn registration_mails_a_link_that_verifies_the_address_once(app: TestApp, 
 
 async fn verification_can_be_resent_and_only_the_newest_link_works(app: TestApp, sink: SmtpSink) {
     let email = unique_email("resend");
-    register(&app, &email).await;
+    app.sign_up(&email).await.assert(201);
     let first = sink.wait_for(&email, 1).await[0].link_token().unwrap();
     let user = app.login(&email).await;
     // Within a minute of the last mail nothing new is sent.
@@ -132,7 +120,7 @@ async fn forgot_password_mails_a_single_use_link_that_ends_every_session(
     sink: SmtpSink,
 ) {
     let email = unique_email("reset");
-    register(&app, &email).await;
+    app.sign_up(&email).await.assert(201);
     sink.wait_for(&email, 1).await;
     let a = app.login(&email).await;
     let b = app.login(&email).await;
@@ -171,13 +159,7 @@ async fn forgot_password_mails_a_single_use_link_that_ends_every_session(
         app.get("/api/v1/users/me", Some(&user.token))
             .await
             .assert_problem(401, "invalid_token");
-        app.post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": user.refresh}),
-        )
-        .await
-        .assert(401);
+        app.refresh(&user.refresh).await.assert(401);
     }
     app.post(
         "/api/v1/auth/login",
@@ -219,7 +201,7 @@ async fn forgot_password_mails_a_single_use_link_that_ends_every_session(
 async fn forgot_password_answers_the_same_for_unknown_addresses(app: TestApp, sink: SmtpSink) {
     let known = unique_email("known");
     let unknown = unique_email("unknown");
-    register(&app, &known).await;
+    app.sign_up(&known).await.assert(201);
     sink.wait_for(&known, 1).await;
     for email in [known.as_str(), unknown.as_str(), "not an address"] {
         let resp = app
@@ -248,7 +230,7 @@ async fn forgot_password_answers_the_same_for_unknown_addresses(app: TestApp, si
 
 async fn reset_links_expire(app: TestApp, sink: SmtpSink) {
     let email = unique_email("expire");
-    register(&app, &email).await;
+    app.sign_up(&email).await.assert(201);
     app.post(
         "/api/v1/auth/forgot-password",
         None,
@@ -283,7 +265,7 @@ async fn changing_the_password_needs_the_current_one_and_ends_other_sessions(
     sink: SmtpSink,
 ) {
     let email = unique_email("change");
-    register(&app, &email).await;
+    app.sign_up(&email).await.assert(201);
     let me = app.login(&email).await;
     let other = app.login(&email).await;
     let path = "/api/v1/users/me/password";
@@ -359,7 +341,7 @@ async fn changing_the_password_needs_the_current_one_and_ends_other_sessions(
 
 async fn without_smtp_messages_are_written_to_the_data_directory(app: TestApp) {
     let email = unique_email("outbox");
-    register(&app, &email).await;
+    app.sign_up(&email).await.assert(201);
     let dir = app.data_dir().join("mail");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let message = loop {

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use sea_query::{Expr, ExprTrait, Query};
-use serde_json::json;
 
 use crate::helpers::{TestApp, kid_of};
 
@@ -54,13 +53,7 @@ async fn rotation_keeps_old_tokens_until_the_old_key_retires(app: TestApp) {
         rotation.kid,
         "new logins are signed with the new key"
     );
-    let refreshed = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": again.refresh}),
-        )
-        .await;
+    let refreshed = app.refresh(&again.refresh).await;
     refreshed.assert(200);
     assert_eq!(
         kid_of(refreshed.body["access_token"].as_str().unwrap()),
@@ -145,13 +138,7 @@ async fn other_nodes_learn_a_new_key_from_its_first_token_at_most_once_per_gap(a
 
     // Within the gap, another unknown kid does not reload: refused even though it is real.
     let third = app.state.identity.rotate_keys().await.unwrap();
-    let refreshed = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": fresh.refresh}),
-        )
-        .await;
+    let refreshed = app.refresh(&fresh.refresh).await;
     refreshed.assert(200);
     let newest = refreshed.body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(kid_of(&newest), third.kid);

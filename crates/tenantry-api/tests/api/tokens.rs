@@ -498,13 +498,7 @@ async fn tokens_not_bound_to_a_live_session_of_their_subject_are_refused(app: Te
         &victim.refresh,
     )
     .await;
-    let r = app
-        .post(
-            "/api/v1/auth/refresh",
-            None,
-            json!({"refresh_token": victim.refresh}),
-        )
-        .await;
+    let r = app.refresh(&victim.refresh).await;
     assert_eq!(
         (r.status.as_u16(), r.code()),
         (401, "invalid_token"),

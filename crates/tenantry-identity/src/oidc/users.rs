@@ -14,6 +14,7 @@ use super::{ExternalClaims, Provider};
 use crate::{
     Authenticated, ClientInfo, Credential, Identity, IdentityError, User, UserStatus,
     security::{SecurityEventKind, record},
+    service::{UserRow, insert_user_row},
 };
 
 /// `last_seen_at` is written at most this often per identity.
@@ -196,13 +197,8 @@ impl Identity {
 }
 
 async fn email_holder(tx: &mut Tx, email: &str) -> Result<Option<User>, DbError> {
-    tx.fetch_optional(
-        Query::select()
-            .columns(User::COLUMNS)
-            .from("users")
-            .and_where(Expr::col("email").eq(email)),
-    )
-    .await
+    tx.fetch_optional(&User::select(Expr::col("email").eq(email)))
+        .await
 }
 
 /// A new account without password (so password login and reset do not apply to it).
@@ -212,32 +208,14 @@ async fn insert_user(
     email: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<UserId, DbError> {
-    let id = UserId::new();
-    tx.execute(
-        Query::insert()
-            .into_table("users")
-            .columns([
-                "id",
-                "email",
-                "email_verified",
-                "first_name",
-                "last_name",
-                "preferences",
-                "created_at",
-                "updated_at",
-            ])
-            .values_panic([
-                id.into(),
-                email.map(str::to_owned).into(),
-                (email.is_some() && claims.email_verified).into(),
-                claims.given_name.clone().into(),
-                claims.family_name.clone().into(),
-                json!({}).into(),
-                now.into(),
-                now.into(),
-            ]),
-    )
-    .await?;
+    let row = UserRow {
+        email,
+        email_verified: email.is_some() && claims.email_verified,
+        first_name: &claims.given_name,
+        last_name: &claims.family_name,
+        ..UserRow::default()
+    };
+    let id = insert_user_row(tx, row, now).await?;
     tracing::info!(user_id = %id, "user created for an external identity");
     Ok(id)
 }
