@@ -166,14 +166,20 @@ impl FromRequestParts<AppState> for TenantCtx {
             .and_then(|(_, value)| value.parse().ok())
             .ok_or_else(Problem::not_found)?;
         tracing::Span::current().record("tenant_id", tracing::field::display(tenant_id));
-        let scope = tenantry_tenancy::authz::authorize(&state.db, caller.0.user.id, tenant_id)
-            .await
-            .map_err(Problem::from)?;
+        let Client(origin) = Client::from_request_parts(parts, state).await?;
+        let scope = tenantry_tenancy::authz::authorize(
+            &state.db,
+            caller.0.user.id,
+            tenant_id,
+            std::sync::Arc::new(origin),
+        )
+        .await
+        .map_err(Problem::from)?;
         Ok(Self { caller, scope })
     }
 }
 
-/// User agent and peer address, recorded with sessions.
+/// Request id, peer address and user agent: recorded with sessions and audit records.
 #[derive(Debug, Clone)]
 pub struct Client(pub ClientInfo);
 
@@ -190,7 +196,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(Self(ClientInfo { user_agent, ip }))
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Self(ClientInfo {
+            request_id,
+            ip,
+            user_agent,
+        }))
     }
 }
 

@@ -72,6 +72,7 @@ pub fn migrations() -> Vec<Migration> {
         tenantry_notify::migrations::MIGRATIONS,
         tenantry_identity::migrations::MIGRATIONS,
         tenantry_tenancy::migrations::MIGRATIONS,
+        tenantry_audit::migrations::MIGRATIONS,
     ]
     .concat()
 }

@@ -128,7 +128,7 @@ mod tests {
     fn client(ip: &str) -> ClientInfo {
         ClientInfo {
             ip: Some(ip.to_owned()),
-            user_agent: None,
+            ..ClientInfo::default()
         }
     }
 

@@ -108,6 +108,10 @@ typed_id!(
     RoleId,
     /// A tenant API key.
     ApiKeyId,
+    /// An invitation to join a tenant.
+    InvitationId,
+    /// One record of the audit trail.
+    AuditId,
 );
 
 #[cfg(test)]

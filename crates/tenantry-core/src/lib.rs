@@ -6,13 +6,15 @@
 pub mod config;
 pub mod crypto;
 pub mod id;
+pub mod origin;
 pub mod page;
 pub mod permission;
 pub mod problem;
 pub mod time;
 pub mod values;
 
-pub use id::{ApiKeyId, ProjectId, RoleId, SessionId, TenantId, UserId};
+pub use id::{ApiKeyId, AuditId, InvitationId, ProjectId, RoleId, SessionId, TenantId, UserId};
+pub use origin::Origin;
 pub use page::{Cursor, Page, PageRequest};
 pub use permission::{Permission, SystemRole};
 pub use problem::{FieldError, Problem};

@@ -44,6 +44,33 @@ catalog! {
     ProjectsRead = 6, "projects:read", "List and read projects";
     ProjectsWrite = 7, "projects:write", "Create and update projects";
     ProjectsDelete = 8, "projects:delete", "Delete projects";
+    RolesManage = 9, "roles:manage", "Create, change and delete the tenant's custom roles";
+    ApiKeysRead = 10, "api_keys:read", "List the tenant's API keys (never their secrets)";
+    ApiKeysManage = 11, "api_keys:manage", "Create and revoke API keys";
+    AuditRead = 12, "audit:read", "Read the tenant's audit trail";
+    InvitationsRead = 13, "invitations:read", "List pending invitations";
+}
+
+impl Permission {
+    /// Permissions on a project's own resources: a project-scoped role assignment or a
+    /// project-bound API key grants or withholds these per project. Every other permission
+    /// is tenant-wide.
+    pub const PROJECT_SCOPED: PermissionSet = PermissionSet::of(&[
+        Permission::ProjectsRead,
+        Permission::ProjectsWrite,
+        Permission::ProjectsDelete,
+    ]);
+
+    /// Reads that reveal who can do what or who did what; viewers and members do not get them.
+    pub const SENSITIVE_READS: PermissionSet = PermissionSet::of(&[
+        Permission::ApiKeysRead,
+        Permission::AuditRead,
+        Permission::InvitationsRead,
+    ]);
+
+    pub fn is_project_scoped(self) -> bool {
+        Self::PROJECT_SCOPED.contains(self)
+    }
 }
 
 impl fmt::Display for Permission {
@@ -92,6 +119,22 @@ impl PermissionSet {
             .iter()
             .copied()
             .filter(move |p| self.contains(*p))
+    }
+
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    pub const fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    pub const fn difference(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
     }
 
     pub const fn bits(self) -> u64 {
@@ -220,8 +263,12 @@ mod tests {
         assert!(!SystemRole::Viewer.permissions().contains(ProjectsWrite));
         assert!(SystemRole::Member.permissions().contains(ProjectsWrite));
         assert!(!SystemRole::Member.permissions().contains(MembersManage));
+        for p in Permission::SENSITIVE_READS.iter() {
+            assert!(!SystemRole::Member.permissions().contains(p), "{p}");
+            assert!(SystemRole::Admin.permissions().contains(p), "{p}");
+        }
         for p in Permission::ALL {
-            if p.as_str().ends_with(":read") {
+            if p.as_str().ends_with(":read") && !Permission::SENSITIVE_READS.contains(*p) {
                 assert!(SystemRole::Viewer.permissions().contains(*p), "{p}");
             }
         }

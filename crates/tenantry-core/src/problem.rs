@@ -112,6 +112,11 @@ constructors! {
     conflict => (CONFLICT, "conflict", "Conflict");
     already_exists => (CONFLICT, "already_exists", "Already exists");
     last_owner => (CONFLICT, "last_owner", "A tenant needs at least one owner");
+    role_in_use => (CONFLICT, "role_in_use", "The role is still assigned");
+    idempotency_key_in_progress => (CONFLICT, "idempotency_key_in_progress", "A request with this idempotency key is still in progress");
+    idempotency_key_reused => (UNPROCESSABLE_ENTITY, "idempotency_key_reused", "The idempotency key was used with a different request");
+    email_mismatch => (FORBIDDEN, "email_mismatch", "The invitation is for another e-mail address");
+    platform_admin_required => (FORBIDDEN, "platform_admin_required", "Platform administrators only");
     quota_exceeded => (PAYMENT_REQUIRED, "quota_exceeded", "Plan quota exceeded");
     feature_not_in_plan => (PAYMENT_REQUIRED, "feature_not_in_plan", "Feature not in plan");
     payload_too_large => (PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large");

@@ -28,7 +28,9 @@ use tenantry_core::{UserId, config::DatabaseConfig};
 
 pub use error::DbError;
 pub use row::{FromRow, Row};
-pub use scope::{Actor, Placement, TenantScope, UserScope};
+pub use scope::{
+    Actor, AdminScope, Placement, ProjectAccess, ProjectFilter, TenantScope, UserScope,
+};
 pub use tx::Tx;
 
 /// Which SQL engine a [`Db`] talks to.
@@ -178,6 +180,31 @@ impl Db {
             Pool::Sqlite(pool) => pool.begin_read().await,
             Pool::Postgres(pool) => {
                 postgres::begin(pool, postgres::Context::User(scope.user_id())).await
+            }
+        }
+    }
+
+    /// A read-write transaction that sees every tenant's rows: platform administration and
+    /// purges only (on PostgreSQL it runs as the request role with `app.platform_admin` set,
+    /// which the tenant tables' `*_platform_admin` policies admit).
+    pub async fn begin_admin(&self, _scope: &AdminScope) -> Result<Tx, DbError> {
+        match &*self.inner {
+            Pool::Sqlite(pool) => pool.begin_write().await,
+            Pool::Postgres(pool) => postgres::begin(pool, postgres::Context::Admin).await,
+        }
+    }
+
+    /// A read-write transaction that sees exactly the tenant rows whose secret (an API key,
+    /// an invitation token) hashes to `secret_hash`: how a bearer of such a secret finds its
+    /// tenant. On PostgreSQL the tables that hold secrets admit the row whose hash column
+    /// equals `app.secret_hash` (see `POSTGRES_SECRET_LOOKUP`); once the tenant is known the
+    /// caller confines the transaction to it with [`Tx::enter_tenant`].
+    pub async fn begin_secret_lookup(&self, secret_hash: &[u8; 32]) -> Result<Tx, DbError> {
+        match &*self.inner {
+            Pool::Sqlite(pool) => pool.begin_write().await,
+            Pool::Postgres(pool) => {
+                let hex = secret_hash.iter().map(|b| format!("{b:02x}")).collect();
+                postgres::begin(pool, postgres::Context::Secret(hex)).await
             }
         }
     }

@@ -92,10 +92,31 @@ pub fn postgres_tenant_rls(
          CREATE POLICY {table}_tenant_read ON {table} FOR SELECT USING ({using});
          CREATE POLICY {table}_tenant_insert ON {table} FOR INSERT WITH CHECK ({tenant});
          CREATE POLICY {table}_tenant_update ON {table} FOR UPDATE USING ({tenant}) WITH CHECK ({tenant});
-         CREATE POLICY {table}_tenant_delete ON {table} FOR DELETE USING ({tenant});",
+         CREATE POLICY {table}_tenant_delete ON {table} FOR DELETE USING ({tenant});
+         {admin}",
         grant = postgres_grant(table),
+        admin = postgres_admin_access(table),
     )
 }
+
+/// PostgreSQL: platform administration (`Db::begin_admin`, which sets `app.platform_admin`)
+/// reaches every row of a tenant table. Idempotent, so a migration may add it to tables
+/// created before it existed.
+pub fn postgres_admin_access(table: &str) -> String {
+    format!(
+        "DROP POLICY IF EXISTS {table}_platform_admin ON {table};
+         CREATE POLICY {table}_platform_admin ON {table} USING ({POSTGRES_PLATFORM_ADMIN}) WITH CHECK ({POSTGRES_PLATFORM_ADMIN});"
+    )
+}
+
+/// PostgreSQL: the row of a secret-holding table whose `{column}` equals the hash set by
+/// `Db::begin_secret_lookup`, for a table's `extra_visibility`.
+pub fn postgres_secret_lookup(column: &str) -> String {
+    format!("{column} = decode(NULLIF(current_setting('app.secret_hash', true), ''), 'hex')")
+}
+
+/// True in a platform-administration transaction, for RLS expressions.
+pub const POSTGRES_PLATFORM_ADMIN: &str = "current_setting('app.platform_admin', true) = 'on'";
 
 /// The `app.user_id` of a user-scoped transaction, for RLS expressions.
 pub const POSTGRES_CURRENT_USER: &str = "NULLIF(current_setting('app.user_id', true), '')::uuid";

@@ -35,6 +35,10 @@ pub(crate) enum Context {
     Platform,
     Tenant(TenantId),
     User(UserId),
+    /// Every tenant's rows (platform administration, purges).
+    Admin,
+    /// The rows whose secret hashes to this hex string, to learn their tenant.
+    Secret(String),
 }
 
 pub(crate) async fn begin(pool: &PgPool, context: Context) -> Result<Tx, DbError> {
@@ -49,6 +53,13 @@ pub(crate) async fn begin(pool: &PgPool, context: Context) -> Result<Tx, DbError
         Context::User(id) => Some(format!(
             "BEGIN; SET LOCAL ROLE {APP_ROLE}; SELECT set_config('app.user_id', '{}', true)",
             id.as_uuid()
+        )),
+        Context::Admin => Some(format!(
+            "BEGIN; SET LOCAL ROLE {APP_ROLE}; SELECT set_config('app.platform_admin', 'on', true)"
+        )),
+        // The hash is hex we computed (checked by the caller), so it cannot inject.
+        Context::Secret(hash) => Some(format!(
+            "BEGIN; SET LOCAL ROLE {APP_ROLE}; SELECT set_config('app.secret_hash', '{hash}', true)"
         )),
     };
     // sqlx 0.9.0's `begin` is not cancel-safe on PostgreSQL (transact-rs/sqlx#4393): dropped

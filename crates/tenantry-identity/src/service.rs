@@ -18,12 +18,8 @@ use crate::{
     tokens::{self, Refusal, TokenSettings, VerifiedAccess},
 };
 
-/// Who is calling, as the request layer knows it.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-}
+/// Who is calling, as the request layer knows it (request id, peer address, user agent).
+pub type ClientInfo = tenantry_core::Origin;
 
 /// A validated sign-up.
 #[derive(Debug)]

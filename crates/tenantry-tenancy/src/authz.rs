@@ -4,9 +4,14 @@
 //! permissions of their role there. Permission checks on individual operations happen in
 //! the services (`tenants::require(scope, …)`), so every entry point gets them.
 
+use std::sync::Arc;
+
 use sea_query::{Expr, ExprTrait, Query};
-use tenantry_core::{SystemRole, TenantId, UserId};
-use tenantry_db::{Actor, Db, DbError, FromRow, Row, TenantScope, UserScope};
+use tenantry_core::{Origin, Permission, SystemRole, TenantId, UserId};
+use tenantry_db::{
+    Actor, AdminScope, Db, DbError, FromRow, ProjectAccess, Row, TenantScope, UserScope,
+};
+use tenantry_identity::{User, UserStatus};
 
 use crate::{ResolvedRole, TenancyError, model::TenantStatus};
 
@@ -32,6 +37,7 @@ pub async fn authorize(
     db: &Db,
     user_id: UserId,
     tenant_id: TenantId,
+    origin: Arc<Origin>,
 ) -> Result<TenantScope, TenancyError> {
     let grant: Option<Grant> = db
         .read_user_all(
@@ -65,14 +71,39 @@ pub async fn authorize(
         tenant_id,
         Actor::User(user_id),
         role.permissions,
+        ProjectAccess {
+            default: role.permissions.intersection(Permission::PROJECT_SCOPED),
+            overrides: Arc::new([]),
+        },
+        origin,
     ))
 }
 
 /// The scope of a tenant that `creator` is creating (and will own).
-pub(crate) fn scope_for_new_tenant(tenant_id: TenantId, creator: UserId) -> TenantScope {
+pub(crate) fn scope_for_new_tenant(
+    tenant_id: TenantId,
+    creator: UserId,
+    origin: &Origin,
+) -> TenantScope {
+    let all = SystemRole::Owner.permissions();
     TenantScope::issue_after_authorization(
         tenant_id,
         Actor::User(creator),
-        SystemRole::Owner.permissions(),
+        all,
+        ProjectAccess {
+            default: all.intersection(Permission::PROJECT_SCOPED),
+            overrides: Arc::new([]),
+        },
+        Arc::new(origin.clone()),
     )
+}
+
+/// Issues an administration scope (`/api/v1/admin/…`) to an active platform administrator;
+/// anyone else → `NotPlatformAdmin`.
+pub fn authorize_admin(user: &User, origin: Arc<Origin>) -> Result<AdminScope, TenancyError> {
+    if user.is_platform_admin && user.status == UserStatus::Active && !user.is_guest {
+        Ok(AdminScope::issue_for_platform_admin(user.id, origin))
+    } else {
+        Err(TenancyError::NotPlatformAdmin)
+    }
 }

@@ -14,6 +14,8 @@ pub enum TenancyError {
     RoleTooPowerful,
     #[error("tenant is suspended")]
     Suspended,
+    #[error("platform administrators only")]
+    NotPlatformAdmin,
     #[error("a tenant needs at least one owner")]
     LastOwner,
     #[error("already a member")]
@@ -44,6 +46,8 @@ impl From<TenancyError> for Problem {
             TenancyError::RoleTooPowerful => Problem::forbidden().with_detail(
                 "you cannot assign, change or remove a role with permissions you do not hold",
             ),
+            TenancyError::NotPlatformAdmin => Problem::platform_admin_required()
+                .with_detail("this endpoint is for platform administrators"),
             TenancyError::Suspended => {
                 Problem::tenant_suspended().with_detail("this tenant is suspended")
             }

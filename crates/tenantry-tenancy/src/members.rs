@@ -183,7 +183,8 @@ pub async fn remove_member(
     user_id: UserId,
 ) -> Result<(), TenancyError> {
     // Leaving a tenant needs no permission; removing someone else does.
-    let leaving = scope.actor().user_id() == Some(user_id);
+    // Only the person themselves leaves; an API key acting for them does not.
+    let leaving = scope.actor().person() == Some(user_id);
     if !leaving {
         require(scope, Permission::MembersManage)?;
     }

@@ -4,10 +4,16 @@
 
 use tenantry_db::{
     Backend,
-    migrate::{Migration, POSTGRES_CURRENT_USER, ddl, postgres_tenant_rls},
+    migrate::{
+        Migration, POSTGRES_CURRENT_USER, ddl, postgres_admin_access, postgres_secret_lookup,
+        postgres_tenant_rls,
+    },
 };
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
+pub const MIGRATIONS: &[Migration] =
+    &[TENANTS_MEMBERSHIPS_PROJECTS, ROLES_PROJECT_MEMBERS_API_KEYS];
+
+const TENANTS_MEMBERSHIPS_PROJECTS: Migration = Migration {
     version: 2026112220,
     name: "tenancy_tenants_memberships_projects",
     up: |backend| {
@@ -70,4 +76,81 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             .push("DROP TABLE projects; DROP TABLE memberships; DROP TABLE tenants;".to_owned());
         statements
     },
-}];
+};
+
+const ROLES_PROJECT_MEMBERS_API_KEYS: Migration = Migration {
+    version: 2026112240,
+    name: "tenancy_custom_roles_project_members_api_keys",
+    up: |backend| {
+        let mut statements = vec![ddl(
+            backend,
+            "CREATE TABLE roles (
+                tenant_id {uuid} NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+                id {uuid} NOT NULL,
+                name TEXT NOT NULL,
+                description TEXT,
+                permissions {json} NOT NULL,
+                created_at {ts} NOT NULL,
+                updated_at {ts} NOT NULL,
+                PRIMARY KEY (tenant_id, id)
+            );
+            CREATE UNIQUE INDEX ux_roles__tenant_id__name ON roles (tenant_id, name);
+            CREATE TABLE project_members (
+                tenant_id {uuid} NOT NULL,
+                project_id {uuid} NOT NULL,
+                user_id {uuid} NOT NULL,
+                role TEXT NOT NULL,
+                created_at {ts} NOT NULL,
+                updated_at {ts} NOT NULL,
+                PRIMARY KEY (tenant_id, project_id, user_id),
+                FOREIGN KEY (tenant_id, project_id) REFERENCES projects (tenant_id, id) ON DELETE CASCADE,
+                FOREIGN KEY (tenant_id, user_id) REFERENCES memberships (tenant_id, user_id) ON DELETE CASCADE
+            );
+            CREATE INDEX ix_project_members__tenant_id__user_id ON project_members (tenant_id, user_id);
+            CREATE TABLE api_keys (
+                tenant_id {uuid} NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+                id {uuid} NOT NULL,
+                name TEXT NOT NULL,
+                prefix TEXT NOT NULL,
+                key_hash {bytes} NOT NULL,
+                role TEXT,
+                permissions {json},
+                project_id {uuid},
+                created_by {uuid} NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                created_at {ts} NOT NULL,
+                expires_at {ts},
+                last_used_at {ts},
+                revoked_at {ts},
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, project_id) REFERENCES projects (tenant_id, id) ON DELETE CASCADE
+            );
+            CREATE UNIQUE INDEX ux_api_keys__key_hash ON api_keys (key_hash);",
+        )];
+        if backend == Backend::Postgres {
+            for table in ["tenants", "memberships", "projects"] {
+                statements.push(postgres_admin_access(table));
+            }
+            statements.push(postgres_tenant_rls("roles", "tenant_id", None));
+            statements.push(postgres_tenant_rls("project_members", "tenant_id", None));
+            statements.push(postgres_tenant_rls(
+                "api_keys",
+                "tenant_id",
+                Some(&postgres_secret_lookup("key_hash")),
+            ));
+        }
+        statements
+    },
+    down: |backend| {
+        let mut statements = Vec::new();
+        if backend == Backend::Postgres {
+            for table in ["tenants", "memberships", "projects"] {
+                statements.push(format!(
+                    "DROP POLICY IF EXISTS {table}_platform_admin ON {table};"
+                ));
+            }
+        }
+        statements
+            .push("DROP TABLE api_keys; DROP TABLE project_members; DROP TABLE roles;".to_owned());
+        statements
+    },
+};

@@ -1,6 +1,6 @@
 //! Sign-up: an account and, optionally, its first tenant, in one transaction.
 
-use tenantry_core::{ResourceName, Slug};
+use tenantry_core::{Origin, ResourceName, Slug};
 use tenantry_identity::{Identity, NewUser, User};
 
 use crate::{TenancyError, Tenant, tenants::create_tenant_in};
@@ -13,6 +13,7 @@ pub async fn register(
     identity: &Identity,
     new: NewUser,
     tenant_name: Option<ResourceName>,
+    origin: &Origin,
 ) -> Result<(User, Option<Tenant>), TenancyError> {
     // Hash before taking the write transaction: hashing takes tens of milliseconds.
     let hash = identity.hash_password(&new.password).await?;
@@ -29,7 +30,7 @@ pub async fn register(
                 } else {
                     base.with_suffix(attempt + 1)
                 };
-                match create_tenant_in(&mut tx, user.id, name, &slug).await {
+                match create_tenant_in(&mut tx, user.id, name, &slug, origin).await {
                     Ok(tenant) => Some(tenant),
                     Err(TenancyError::SlugTaken) => continue,
                     Err(e) => return Err(e),

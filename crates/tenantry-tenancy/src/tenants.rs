@@ -1,8 +1,10 @@
 //! Tenants: creation (the creator becomes owner), listing, profile and soft deletion.
 
 use sea_query::{Expr, ExprTrait, Order, Query};
+use tenantry_audit::Entry;
 use tenantry_core::{
-    JsonObject, Page, PageRequest, Permission, ResourceName, Slug, SystemRole, TenantId, UserId,
+    JsonObject, Origin, Page, PageRequest, Permission, ResourceName, Slug, SystemRole, TenantId,
+    UserId,
 };
 use tenantry_db::{Db, TenantScope, Tx, UserScope};
 
@@ -35,9 +37,10 @@ pub async fn create_tenant_in(
     creator: UserId,
     name: &ResourceName,
     slug: &Slug,
+    origin: &Origin,
 ) -> Result<Tenant, TenancyError> {
     let id = TenantId::new();
-    let scope = scope_for_new_tenant(id, creator);
+    let scope = scope_for_new_tenant(id, creator, origin);
     tx.enter_tenant(&scope).await?;
     let now = tenantry_core::now();
     tx.execute(
@@ -83,7 +86,15 @@ pub async fn create_tenant_in(
             ]),
     )
     .await?;
-    fetch(tx, id).await?.ok_or(TenancyError::NotFound)
+    let tenant = fetch(tx, id).await?.ok_or(TenancyError::NotFound)?;
+    tenantry_audit::record(
+        tx,
+        &scope,
+        Entry::new("tenant.created", "tenant", id)
+            .with_summary(serde_json::json!({"name": tenant.name, "slug": tenant.slug})),
+    )
+    .await?;
+    Ok(tenant)
 }
 
 /// Creates a tenant owned by `creator`. A derived slug that is taken gets a numeric suffix;
@@ -92,6 +103,7 @@ pub async fn create_tenant(
     db: &Db,
     creator: UserId,
     new: NewTenant,
+    origin: &Origin,
 ) -> Result<Tenant, TenancyError> {
     let (base, explicit) = match new.slug {
         Some(slug) => (slug, true),
@@ -104,7 +116,7 @@ pub async fn create_tenant(
             base.with_suffix(attempt + 1)
         };
         let mut tx = db.begin_write().await?;
-        match create_tenant_in(&mut tx, creator, &new.name, &slug).await {
+        match create_tenant_in(&mut tx, creator, &new.name, &slug, origin).await {
             Ok(tenant) => {
                 tx.commit().await?;
                 tracing::info!(tenant_id = %tenant.id, "tenant created");

@@ -89,7 +89,8 @@ pub async fn register(
         first_name,
         last_name,
     };
-    let (user, tenant) = tenantry_tenancy::register(&state.identity, new, tenant_name).await?;
+    let (user, tenant) =
+        tenantry_tenancy::register(&state.identity, new, tenant_name, &client).await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {

@@ -13,7 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    extract::{Caller, Json, Query, TenantCtx},
+    extract::{Caller, Client, Json, Query, TenantCtx},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -57,6 +57,7 @@ pub struct CreateTenant {
 pub async fn create_tenant(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    Client(client): Client,
     Json(body): Json<CreateTenant>,
 ) -> Result<impl IntoResponse, Problem> {
     let mut v = Validator::new();
@@ -67,9 +68,13 @@ pub async fn create_tenant(
         .and_then(|s| v.field("slug", Slug::parse(s)));
     v.finish()?;
     let name = name.ok_or_else(Problem::validation_failed)?;
-    let tenant =
-        tenantry_tenancy::create_tenant(&state.db, caller.user.id, NewTenant { name, slug })
-            .await?;
+    let tenant = tenantry_tenancy::create_tenant(
+        &state.db,
+        caller.user.id,
+        NewTenant { name, slug },
+        &client,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
