@@ -132,6 +132,11 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(caller.clone());
         }
         let token = bearer(&parts.headers)?;
+        if tenantry_tenancy::authz::is_api_key(token) {
+            return Err(Problem::invalid_token().with_detail(
+                "API keys work only on tenant paths (/api/v1/tenants/{tenant_id}/…)",
+            ));
+        }
         let authenticated = state
             .identity
             .authenticate(token)
@@ -144,10 +149,12 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The caller's scope in the tenant named by the `{tenant_id}` path segment.
+/// The caller's scope in the tenant named by the `{tenant_id}` path segment: a signed-in
+/// member, or an API key (`tnt_…`) of that tenant.
 #[derive(Debug, Clone)]
 pub struct TenantCtx {
-    pub caller: Caller,
+    /// The signed-in user; `None` when an API key authenticated the request.
+    pub caller: Option<Caller>,
     pub scope: TenantScope,
 }
 
@@ -155,7 +162,14 @@ impl FromRequestParts<AppState> for TenantCtx {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let caller = Caller::from_request_parts(parts, state).await?;
+        let api_key = bearer(&parts.headers)
+            .ok()
+            .filter(|t| tenantry_tenancy::authz::is_api_key(t))
+            .map(str::to_owned);
+        let caller = match api_key {
+            Some(_) => None,
+            None => Some(Caller::from_request_parts(parts, state).await?),
+        };
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| Problem::not_found())?;
@@ -167,14 +181,21 @@ impl FromRequestParts<AppState> for TenantCtx {
             .ok_or_else(Problem::not_found)?;
         tracing::Span::current().record("tenant_id", tracing::field::display(tenant_id));
         let Client(origin) = Client::from_request_parts(parts, state).await?;
-        let scope = tenantry_tenancy::authz::authorize(
-            &state.db,
-            caller.0.user.id,
-            tenant_id,
-            std::sync::Arc::new(origin),
-        )
-        .await
+        let origin = std::sync::Arc::new(origin);
+        let scope = match (&caller, api_key) {
+            (Some(caller), _) => {
+                tenantry_tenancy::authz::authorize(&state.db, caller.0.user.id, tenant_id, origin)
+                    .await
+            }
+            (None, Some(key)) => {
+                tenantry_tenancy::authz::authorize_api_key(&state.db, &key, tenant_id, origin).await
+            }
+            (None, None) => Err(tenantry_tenancy::TenancyError::InvalidApiKey),
+        }
         .map_err(Problem::from)?;
+        if let Some(key_id) = scope.actor().api_key() {
+            tracing::Span::current().record("user_id", tracing::field::display(key_id));
+        }
         Ok(Self { caller, scope })
     }
 }

@@ -129,6 +129,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::tenants::router())
         .merge(routes::members::router())
         .merge(routes::projects::router())
+        .merge(routes::roles::router())
+        .merge(routes::project_members::router())
+        .merge(routes::api_keys::router())
 }
 
 /// The OpenAPI 3.1 document, generated from the handlers.

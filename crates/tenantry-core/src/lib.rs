@@ -18,7 +18,9 @@ pub use origin::Origin;
 pub use page::{Cursor, Page, PageRequest};
 pub use permission::{Permission, SystemRole};
 pub use problem::{FieldError, Problem};
-pub use values::{Description, Email, JsonObject, Password, PersonName, ResourceName, Slug};
+pub use values::{
+    Description, Email, JsonObject, Password, PersonName, ResourceName, RoleName, Slug,
+};
 
 /// The current time, truncated to microseconds so values round-trip through both databases
 /// unchanged (PostgreSQL stores microseconds).

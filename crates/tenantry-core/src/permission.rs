@@ -137,6 +137,14 @@ impl PermissionSet {
         self.0 == 0
     }
 
+    /// Parses permission names; the first unknown name is the error.
+    pub fn parse_names<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
+        names
+            .iter()
+            .map(|n| Permission::parse(n.as_ref()).ok_or_else(|| n.as_ref().to_owned()))
+            .collect()
+    }
+
     pub const fn bits(self) -> u64 {
         self.0
     }

@@ -106,6 +106,17 @@ pub fn serialize<S: Serializer>(t: &DateTime<Utc>, serializer: S) -> Result<S::O
     }
 }
 
+/// [`serialize`] for optional timestamps (`null` when absent).
+pub fn serialize_opt<S: Serializer>(
+    t: &Option<DateTime<Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => serialize(t, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// The storage form on SQLite: `YYYY-MM-DDTHH:MM:SS.ffffffZ` (fixed width, so text order is
 /// time order).
 pub fn storage_text(t: &DateTime<Utc>) -> String {

@@ -11,6 +11,41 @@ use serde::Serialize;
 #[error("{0}")]
 pub struct Invalid(pub &'static str);
 
+/// A custom role's name: 1–64 characters of `a-z`, `0-9`, `-` and `_`, starting with a
+/// letter, and not the name of a system role (role fields take names, so they must not be
+/// ambiguous).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RoleName(String);
+
+impl RoleName {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(Invalid("must not be empty"));
+        }
+        if name.len() > 64 {
+            return Err(Invalid("must be at most 64 characters"));
+        }
+        let mut chars = name.chars();
+        if !chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            return Err(Invalid(
+                "must start with a lower-case letter and contain only a-z, 0-9, '-' and '_'",
+            ));
+        }
+        if crate::SystemRole::parse(name).is_some() {
+            return Err(Invalid("is the name of a system role"));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A syntactically valid e-mail address, trimmed and lower-cased (addresses are compared
 /// case-insensitively everywhere, so they are stored in one canonical form).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize)]

@@ -194,14 +194,19 @@ impl Db {
         }
     }
 
-    /// A read-write transaction that sees exactly the tenant rows whose secret (an API key,
+    /// A transaction (read-only unless `write`) that sees exactly the tenant rows whose secret (an API key,
     /// an invitation token) hashes to `secret_hash`: how a bearer of such a secret finds its
     /// tenant. On PostgreSQL the tables that hold secrets admit the row whose hash column
     /// equals `app.secret_hash` (see `POSTGRES_SECRET_LOOKUP`); once the tenant is known the
     /// caller confines the transaction to it with [`Tx::enter_tenant`].
-    pub async fn begin_secret_lookup(&self, secret_hash: &[u8; 32]) -> Result<Tx, DbError> {
+    pub async fn begin_secret_lookup(
+        &self,
+        secret_hash: &[u8; 32],
+        write: bool,
+    ) -> Result<Tx, DbError> {
         match &*self.inner {
-            Pool::Sqlite(pool) => pool.begin_write().await,
+            Pool::Sqlite(pool) if write => pool.begin_write().await,
+            Pool::Sqlite(pool) => pool.begin_read().await,
             Pool::Postgres(pool) => {
                 let hex = secret_hash.iter().map(|b| format!("{b:02x}")).collect();
                 postgres::begin(pool, postgres::Context::Secret(hex)).await

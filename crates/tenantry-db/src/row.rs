@@ -186,6 +186,26 @@ impl<'r> Row<'r> {
             .map_err(DbError::Other)
     }
 
+    /// A nullable JSON column decoded into `T`.
+    pub fn opt_json<T: DeserializeOwned>(&mut self) -> Result<Option<T>, DbError> {
+        let i = self.advance();
+        let value: Option<serde_json::Value> = match &self.inner {
+            Inner::Sqlite(r) => match sqlite_text(r, i)? {
+                None => return Ok(None),
+                Some(text) => return serde_json::from_slice(text).map_err(|e| decode(i, e)),
+            },
+            Inner::Pg(r) => r
+                .try_get::<Option<sqlx::types::Json<serde_json::Value>>, _>(i)
+                .map_err(|e| decode(i, e))?
+                .map(|j| j.0),
+        };
+        value
+            .map(serde_json::from_value)
+            .transpose()
+            .context("decoding JSON column")
+            .map_err(DbError::Other)
+    }
+
     /// A JSON column as JSON text, for passing through to a response without building a
     /// `serde_json::Value`. SQLite returns the stored text (written by serde_json, so
     /// already compact with sorted keys); PostgreSQL's `jsonb` text has its own spacing, so

@@ -28,6 +28,28 @@ pub enum TenancyError {
     SlugTaken,
     #[error("a project with this name exists")]
     ProjectNameTaken,
+    #[error("a role with this name exists")]
+    RoleNameTaken,
+    /// A custom role still named by rows of this table.
+    #[error("the role is still assigned ({0})")]
+    RoleInUse(&'static str),
+    #[error("system roles cannot be changed")]
+    SystemRoleImmutable,
+    /// A `project_id` in a request body that names no project of the tenant.
+    #[error("unknown project")]
+    UnknownProject,
+    /// Not a member of the tenant (for project assignments).
+    #[error("not a member of this tenant")]
+    NotAMember,
+    /// Unknown, malformed, expired or revoked API key, or one whose creator left.
+    #[error("invalid API key")]
+    InvalidApiKey,
+    /// A request field that fails a rule of the domain.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: &'static str,
+    },
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
@@ -69,6 +91,30 @@ impl From<TenancyError> for Problem {
             TenancyError::ProjectNameTaken => Problem::already_exists()
                 .with_detail("a project with this name already exists")
                 .with_field("name", "is already taken"),
+            TenancyError::RoleNameTaken => Problem::already_exists()
+                .with_detail("a role with this name already exists")
+                .with_field("name", "is already taken"),
+            TenancyError::RoleInUse(table) => Problem::role_in_use().with_detail(match table {
+                "memberships" => "members hold this role; change their role first",
+                "project_members" => "project assignments use this role; change them first",
+                "api_keys" => "API keys use this role; revoke them first",
+                _ => "pending invitations use this role; revoke them first",
+            }),
+            TenancyError::SystemRoleImmutable => {
+                Problem::forbidden().with_detail("system roles cannot be changed or deleted")
+            }
+            TenancyError::UnknownProject => Problem::validation_failed()
+                .with_detail("no such project in this tenant")
+                .with_field("project_id", "is not a project of this tenant"),
+            TenancyError::NotAMember => {
+                Problem::not_found().with_detail("the user is not a member of this tenant")
+            }
+            TenancyError::InvalidApiKey => {
+                Problem::invalid_token().with_detail("the API key is unknown, expired or revoked")
+            }
+            TenancyError::Invalid { field, message } => Problem::validation_failed()
+                .with_detail(format!("{field} {message}"))
+                .with_field(field, message),
             TenancyError::Identity(e) => e.into(),
             TenancyError::Db(e) => e.into(),
             TenancyError::Internal(e) => Problem::internal_error(&e),

@@ -1,15 +1,22 @@
 //! Tenancy: tenants, memberships, roles, projects — and the authorization layer that issues
 //! [`tenantry_db::TenantScope`]s.
 
+mod api_keys;
 pub mod authz;
 mod error;
 mod members;
 pub mod migrations;
 mod model;
+mod project_members;
 mod projects;
+mod roles;
 mod signup;
 mod tenants;
 
+pub use api_keys::{
+    ApiKey, CreatedApiKey, KeyGrant, NewApiKey, create_api_key, get_api_key, list_api_keys,
+    revoke_api_key,
+};
 pub use error::TenancyError;
 pub use members::{
     MemberRef, add_member, change_member_role, get_member, list_members, remove_member,
@@ -17,25 +24,19 @@ pub use members::{
 pub use model::{
     Member, PermissionView, Project, ResolvedRole, RoleView, Tenant, TenantMembership, TenantStatus,
 };
+pub use project_members::{
+    ProjectMember, assign_project_role, list_project_members, remove_project_role,
+};
 pub use projects::{
     NewProject, ProjectChange, ProjectFilter, create_project, delete_project, get_project,
     list_projects, update_project,
 };
+pub use roles::{NewRole, RoleChange, create_role, delete_role, get_role, list_roles, update_role};
 pub use signup::register;
 pub use tenants::{
     NewTenant, TenantChange, create_tenant, delete_tenant, get_tenant, list_my_tenants,
     update_tenant,
 };
-
-use tenantry_core::{Permission, SystemRole};
-use tenantry_db::TenantScope;
-
-/// The roles the scope's tenant offers (`roles:read`; system roles today, custom roles join
-/// them later).
-pub fn list_roles(scope: &TenantScope) -> Result<Vec<RoleView>, TenancyError> {
-    tenants::require(scope, Permission::RolesRead)?;
-    Ok(SystemRole::ALL.into_iter().map(RoleView::from).collect())
-}
 
 #[cfg(test)]
 mod tests {

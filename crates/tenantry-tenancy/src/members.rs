@@ -5,30 +5,22 @@
 //! admin cannot make anyone owner, nor demote an owner).
 
 use sea_query::{Expr, ExprTrait, LockType, Order, Query};
+use tenantry_audit::Entry;
 use tenantry_core::{Email, Page, PageRequest, Permission, SystemRole, UserId};
 use tenantry_db::{Backend, Db, TenantScope, Tx};
 use tenantry_identity::Identity;
 
-use crate::{Member, ResolvedRole, TenancyError, tenants::require};
+use crate::{
+    Member, TenancyError,
+    roles::{check_grantable, resolve},
+    tenants::require,
+};
 
 /// Whom to add: an existing account, by id or e-mail.
 #[derive(Debug, Clone)]
 pub enum MemberRef {
     Id(UserId),
     Email(Email),
-}
-
-fn resolve_role(name: &str) -> Result<ResolvedRole, TenancyError> {
-    ResolvedRole::parse(name).ok_or_else(|| TenancyError::UnknownRole(name.to_owned()))
-}
-
-/// Refuses a role the caller could not hold themselves.
-fn check_grantable(scope: &TenantScope, role: ResolvedRole) -> Result<(), TenancyError> {
-    if role.permissions.is_subset_of(scope.permissions()) {
-        Ok(())
-    } else {
-        Err(TenancyError::RoleTooPowerful)
-    }
 }
 
 fn member_query(scope: &TenantScope) -> sea_query::SelectStatement {
@@ -43,7 +35,7 @@ fn member_query(scope: &TenantScope) -> sea_query::SelectStatement {
     q
 }
 
-async fn member_in(
+pub(crate) async fn member_in(
     tx: &mut Tx,
     scope: &TenantScope,
     user_id: UserId,
@@ -105,8 +97,9 @@ pub async fn add_member(
     role: &str,
 ) -> Result<Member, TenancyError> {
     require(scope, Permission::MembersManage)?;
-    let role = resolve_role(role)?;
-    check_grantable(scope, role)?;
+    if let Some(system) = SystemRole::parse(role) {
+        check_grantable(scope, system.permissions())?;
+    }
     let user = match who {
         MemberRef::Id(id) => identity.user(id).await.ok(),
         MemberRef::Email(email) => identity.user_by_email(&email).await?,
@@ -115,6 +108,8 @@ pub async fn add_member(
     .ok_or(TenancyError::UnknownUser)?;
     let now = tenantry_core::now();
     let mut tx = identity.db().begin_tenant(scope).await?;
+    let role = resolve(&mut tx, scope, role).await?;
+    check_grantable(scope, role.permissions)?;
     tx.execute(
         Query::insert()
             .into_table("memberships")
@@ -122,7 +117,7 @@ pub async fn add_member(
             .values_panic([
                 scope.tenant_id().into(),
                 user.id.into(),
-                role.role.as_str().into(),
+                role.name.as_str().into(),
                 now.into(),
                 now.into(),
             ]),
@@ -135,8 +130,15 @@ pub async fn add_member(
     let member = member_in(&mut tx, scope, user.id)
         .await?
         .ok_or(TenancyError::NotFound)?;
+    tenantry_audit::record(
+        &mut tx,
+        scope,
+        Entry::new("member.added", "member", user.id)
+            .with_summary(serde_json::json!({"role": role.name})),
+    )
+    .await?;
     tx.commit().await?;
-    tracing::info!(tenant_id = %scope.tenant_id(), user_id = %user.id, role = role.role.as_str(), "member added");
+    tracing::info!(tenant_id = %scope.tenant_id(), user_id = %user.id, role = role.name.as_str(), "member added");
     Ok(member)
 }
 
@@ -147,24 +149,21 @@ pub async fn change_member_role(
     role: &str,
 ) -> Result<Member, TenancyError> {
     require(scope, Permission::MembersManage)?;
-    let new_role = resolve_role(role)?;
-    check_grantable(scope, new_role)?;
     let mut tx = db.begin_tenant(scope).await?;
+    let new_role = resolve(&mut tx, scope, role).await?;
+    check_grantable(scope, new_role.permissions)?;
     let current = member_in(&mut tx, scope, user_id)
         .await?
         .ok_or(TenancyError::NotFound)?;
-    let current_role = resolve_role(&current.role)?;
-    check_grantable(scope, current_role)?;
-    if current_role.role == SystemRole::Owner
-        && new_role.role != SystemRole::Owner
-        && owner_count(&mut tx, scope).await? <= 1
-    {
+    let current_role = resolve(&mut tx, scope, &current.role).await?;
+    check_grantable(scope, current_role.permissions)?;
+    if current_role.is_owner() && !new_role.is_owner() && owner_count(&mut tx, scope).await? <= 1 {
         return Err(TenancyError::LastOwner);
     }
     tx.execute(
         Query::update()
             .table("memberships")
-            .value("role", new_role.role.as_str())
+            .value("role", new_role.name.as_str())
             .value("updated_at", tenantry_core::now())
             .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
             .and_where(Expr::col("user_id").eq(user_id)),
@@ -173,6 +172,13 @@ pub async fn change_member_role(
     let member = member_in(&mut tx, scope, user_id)
         .await?
         .ok_or(TenancyError::NotFound)?;
+    tenantry_audit::record(
+        &mut tx,
+        scope,
+        Entry::new("member.role_changed", "member", user_id)
+            .with_summary(serde_json::json!({"from": current_role.name, "to": new_role.name})),
+    )
+    .await?;
     tx.commit().await?;
     Ok(member)
 }
@@ -192,11 +198,11 @@ pub async fn remove_member(
     let current = member_in(&mut tx, scope, user_id)
         .await?
         .ok_or(TenancyError::NotFound)?;
-    let current_role = resolve_role(&current.role)?;
+    let current_role = resolve(&mut tx, scope, &current.role).await?;
     if !leaving {
-        check_grantable(scope, current_role)?;
+        check_grantable(scope, current_role.permissions)?;
     }
-    if current_role.role == SystemRole::Owner && owner_count(&mut tx, scope).await? <= 1 {
+    if current_role.is_owner() && owner_count(&mut tx, scope).await? <= 1 {
         return Err(TenancyError::LastOwner);
     }
     tx.execute(
@@ -204,6 +210,21 @@ pub async fn remove_member(
             .from_table("memberships")
             .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
             .and_where(Expr::col("user_id").eq(user_id)),
+    )
+    .await?;
+    tenantry_audit::record(
+        &mut tx,
+        scope,
+        Entry::new(
+            if leaving {
+                "member.left"
+            } else {
+                "member.removed"
+            },
+            "member",
+            user_id,
+        )
+        .with_summary(serde_json::json!({"role": current_role.name})),
     )
     .await?;
     tx.commit().await?;

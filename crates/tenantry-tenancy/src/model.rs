@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tenantry_core::{
-    Permission, ProjectId, SystemRole, TenantId, UserId, permission::PermissionSet,
+    Permission, ProjectId, RoleId, SystemRole, TenantId, UserId, permission::PermissionSet,
 };
 use tenantry_db::{DbError, FromRow, Row};
 use utoipa::ToSchema;
@@ -138,24 +138,93 @@ impl FromRow for Member {
 /// A role a member can hold, with what it grants.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RoleView {
+    /// `null` for system roles, which are addressed by name.
+    pub id: Option<RoleId>,
     pub name: String,
-    pub description: String,
+    pub description: Option<String>,
     pub permissions: Vec<String>,
     /// System roles are built in and cannot be changed.
     pub system: bool,
+    #[serde(serialize_with = "tenantry_core::time::serialize_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "tenantry_core::time::serialize_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl From<SystemRole> for RoleView {
     fn from(role: SystemRole) -> Self {
         Self {
+            id: None,
             name: role.as_str().to_owned(),
-            description: role.description().to_owned(),
-            permissions: role
-                .permissions()
-                .iter()
-                .map(|p| p.as_str().to_owned())
-                .collect(),
+            description: Some(role.description().to_owned()),
+            permissions: names(role.permissions()),
             system: true,
+            created_at: None,
+            updated_at: None,
+        }
+    }
+}
+
+/// Permission names of a set, in catalog order.
+pub(crate) fn names(set: PermissionSet) -> Vec<String> {
+    set.iter().map(|p| p.as_str().to_owned()).collect()
+}
+
+/// Parses stored permission names; names no longer in the catalog grant nothing.
+pub(crate) fn parse_names(names: &[String]) -> PermissionSet {
+    names.iter().filter_map(|n| Permission::parse(n)).collect()
+}
+
+/// A tenant's custom role as stored.
+pub(crate) struct CustomRoleRow {
+    pub id: RoleId,
+    pub name: String,
+    pub description: Option<String>,
+    pub permissions: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CustomRoleRow {
+    pub(crate) const COLUMNS: [&'static str; 6] = [
+        "id",
+        "name",
+        "description",
+        "permissions",
+        "created_at",
+        "updated_at",
+    ];
+
+    pub(crate) fn permission_set(&self) -> PermissionSet {
+        parse_names(&self.permissions)
+    }
+}
+
+impl FromRow for CustomRoleRow {
+    fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
+        Ok(Self {
+            id: row.id()?,
+            name: row.string()?,
+            description: row.opt_string()?,
+            permissions: row.json()?,
+            created_at: row.time()?,
+            updated_at: row.time()?,
+        })
+    }
+}
+
+impl From<CustomRoleRow> for RoleView {
+    fn from(row: CustomRoleRow) -> Self {
+        Self {
+            id: Some(row.id),
+            permissions: names(row.permission_set()),
+            name: row.name,
+            description: row.description,
+            system: false,
+            created_at: Some(row.created_at),
+            updated_at: Some(row.updated_at),
         }
     }
 }
@@ -177,18 +246,25 @@ impl From<Permission> for PermissionView {
 }
 
 /// A role name resolved to what it grants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedRole {
-    pub role: SystemRole,
+    pub name: String,
+    /// The system role, when it is one.
+    pub system: Option<SystemRole>,
     pub permissions: PermissionSet,
 }
 
 impl ResolvedRole {
-    pub fn parse(name: &str) -> Option<Self> {
-        SystemRole::parse(name).map(|role| Self {
-            role,
+    pub fn system(role: SystemRole) -> Self {
+        Self {
+            name: role.as_str().to_owned(),
+            system: Some(role),
             permissions: role.permissions(),
-        })
+        }
+    }
+
+    pub fn is_owner(&self) -> bool {
+        self.system == Some(SystemRole::Owner)
     }
 }
 

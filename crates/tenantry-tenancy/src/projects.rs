@@ -1,12 +1,53 @@
 //! Projects: sub-scopes of a tenant.
 
 use sea_query::{Expr, ExprTrait, Order, Query};
+use tenantry_audit::Entry;
 use tenantry_core::{
     Description, JsonObject, Page, PageRequest, Permission, ProjectId, ResourceName,
 };
-use tenantry_db::{Db, DbError, TenantScope, Tx};
+use tenantry_db::{Db, DbError, ProjectFilter as Visible, TenantScope, Tx};
 
 use crate::{Project, TenancyError, model::ProjectRow, tenants::require};
+
+/// Checks `permission` on one project. A project the caller cannot even read answers
+/// `NotFound` (its existence stays hidden) — unless they read no project at all, which is a
+/// plain `Forbidden`.
+pub(crate) fn require_in_project(
+    scope: &TenantScope,
+    project: ProjectId,
+    permission: Permission,
+) -> Result<(), TenancyError> {
+    if scope.can_in_project(project, permission) {
+        return Ok(());
+    }
+    let reads_none = scope.projects().filter(Permission::ProjectsRead) == Visible::None;
+    if reads_none || scope.can_in_project(project, Permission::ProjectsRead) {
+        Err(TenancyError::Forbidden(permission))
+    } else {
+        Err(TenancyError::NotFound)
+    }
+}
+
+/// Confines a query on a table with a project column to the projects where the caller
+/// holds `permission`; `Forbidden` when that is none.
+pub(crate) fn confine_to_projects(
+    q: &mut sea_query::SelectStatement,
+    scope: &TenantScope,
+    column: &'static str,
+    permission: Permission,
+) -> Result<(), TenancyError> {
+    match scope.projects().filter(permission) {
+        Visible::All => {}
+        Visible::AllExcept(ids) => {
+            q.and_where(Expr::col(column).is_not_in(ids));
+        }
+        Visible::Only(ids) => {
+            q.and_where(Expr::col(column).is_in(ids));
+        }
+        Visible::None => return Err(TenancyError::Forbidden(permission)),
+    }
+    Ok(())
+}
 
 #[derive(Debug)]
 pub struct NewProject {
@@ -87,6 +128,13 @@ pub async fn create_project(
     let project = fetch(&mut tx, scope, id)
         .await?
         .ok_or(TenancyError::NotFound)?;
+    tenantry_audit::record(
+        &mut tx,
+        scope,
+        Entry::new("project.created", "project", id)
+            .with_summary(serde_json::json!({"name": project.name})),
+    )
+    .await?;
     tx.commit().await?;
     Ok(project)
 }
@@ -96,7 +144,7 @@ pub async fn get_project(
     scope: &TenantScope,
     id: ProjectId,
 ) -> Result<Project, TenancyError> {
-    require(scope, Permission::ProjectsRead)?;
+    require_in_project(scope, id, Permission::ProjectsRead)?;
     let row: Option<ProjectRow> = db
         .read_tenant_optional(scope, &project_query(scope, id))
         .await?;
@@ -117,13 +165,13 @@ pub async fn list_projects(
     filter: &ProjectFilter,
     page: &PageRequest,
 ) -> Result<Page<Project>, TenancyError> {
-    require(scope, Permission::ProjectsRead)?;
     let mut q = Query::select();
     q.columns(ProjectRow::COLUMNS)
         .from("projects")
         .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
         .order_by("id", Order::Desc)
         .limit(page.fetch_limit());
+    confine_to_projects(&mut q, scope, "id", Permission::ProjectsRead)?;
     if let Some(after) = page.after {
         q.and_where(Expr::col("id").lt(after.0));
     }
@@ -153,7 +201,17 @@ pub async fn update_project(
     id: ProjectId,
     change: ProjectChange,
 ) -> Result<Project, TenancyError> {
-    require(scope, Permission::ProjectsWrite)?;
+    require_in_project(scope, id, Permission::ProjectsWrite)?;
+    let mut summary = serde_json::Map::new();
+    if let Some(name) = &change.name {
+        summary.insert("name".into(), name.as_str().into());
+    }
+    if change.description.is_some() {
+        summary.insert("description".into(), "changed".into());
+    }
+    if change.settings.is_some() {
+        summary.insert("settings".into(), "changed".into());
+    }
     let mut update = Query::update();
     update
         .table("projects")
@@ -177,6 +235,12 @@ pub async fn update_project(
     let project = fetch(&mut tx, scope, id)
         .await?
         .ok_or(TenancyError::NotFound)?;
+    tenantry_audit::record(
+        &mut tx,
+        scope,
+        Entry::new("project.updated", "project", id).with_summary(summary.into()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(project)
 }
@@ -186,7 +250,7 @@ pub async fn delete_project(
     scope: &TenantScope,
     id: ProjectId,
 ) -> Result<(), TenancyError> {
-    require(scope, Permission::ProjectsDelete)?;
+    require_in_project(scope, id, Permission::ProjectsDelete)?;
     let mut tx = db.begin_tenant(scope).await?;
     let deleted = tx
         .execute(
@@ -196,9 +260,10 @@ pub async fn delete_project(
                 .and_where(Expr::col("id").eq(id)),
         )
         .await?;
-    tx.commit().await?;
     if deleted == 0 {
         return Err(TenancyError::NotFound);
     }
+    tenantry_audit::record(&mut tx, scope, Entry::new("project.deleted", "project", id)).await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -190,10 +190,13 @@ pub async fn update_tenant(
         .table("tenants")
         .value("updated_at", tenantry_core::now())
         .and_where(Expr::col("id").eq(scope.tenant_id()));
+    let mut summary = serde_json::Map::new();
     if let Some(name) = change.name {
+        summary.insert("name".into(), name.as_str().into());
         update.value("name", name.as_str());
     }
     if let Some(settings) = change.settings {
+        summary.insert("settings".into(), "changed".into());
         update.value("settings", settings.into_inner());
     }
     let mut tx = db.begin_tenant(scope).await?;
@@ -201,6 +204,12 @@ pub async fn update_tenant(
     let tenant = fetch(&mut tx, scope.tenant_id())
         .await?
         .ok_or(TenancyError::NotFound)?;
+    tenantry_audit::record(
+        &mut tx,
+        scope,
+        Entry::new("tenant.updated", "tenant", scope.tenant_id()).with_summary(summary.into()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(tenant)
 }
@@ -221,10 +230,16 @@ pub async fn delete_tenant(db: &Db, scope: &TenantScope) -> Result<(), TenancyEr
                 .and_where(Expr::col("status").ne(TenantStatus::Deleted.as_str())),
         )
         .await?;
-    tx.commit().await?;
     if changed == 0 {
         return Err(TenancyError::NotFound);
     }
+    tenantry_audit::record(
+        &mut tx,
+        scope,
+        Entry::new("tenant.deleted", "tenant", scope.tenant_id()),
+    )
+    .await?;
+    tx.commit().await?;
     tracing::info!(tenant_id = %scope.tenant_id(), "tenant deleted");
     Ok(())
 }

@@ -9,12 +9,22 @@ macro_rules! redacted_debug {
     )*};
 }
 
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 pub mod account;
+pub mod api_keys;
 pub mod auth;
 pub mod members;
 pub mod mfa;
 pub mod ops;
+pub mod project_members;
 pub mod projects;
 pub mod recovery;
+pub mod roles;
 pub mod tenants;
 pub mod users;

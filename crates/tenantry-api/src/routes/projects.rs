@@ -5,7 +5,7 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
 };
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use tenantry_core::{
     Description, JsonObject, Page, Problem, ProjectId, ResourceName, page::PageParams,
     problem::Validator,
@@ -28,13 +28,6 @@ pub fn router() -> OpenApiRouter<AppState> {
             put_project,
             delete_project
         ))
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -134,7 +127,7 @@ pub async fn get_project(
 pub struct PatchProject {
     pub name: Option<String>,
     /// `null` clears the description.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     #[schema(value_type = Option<Object>)]

@@ -1,13 +1,11 @@
-//! `/api/v1/tenants*` (tenant profile), `/roles` and the permission catalog.
+//! `/api/v1/tenants*` (tenant profile) and the permission catalog.
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use tenantry_core::{
     JsonObject, Page, Permission, Problem, ResourceName, Slug, page::PageParams, problem::Validator,
 };
-use tenantry_tenancy::{
-    NewTenant, PermissionView, RoleView, Tenant, TenantChange, TenantMembership,
-};
+use tenantry_tenancy::{NewTenant, PermissionView, Tenant, TenantChange, TenantMembership};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -20,7 +18,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_tenants, create_tenant))
         .routes(routes!(get_tenant, update_tenant, delete_tenant))
-        .routes(routes!(list_roles))
         .routes(routes!(list_permissions))
 }
 
@@ -139,22 +136,6 @@ pub async fn delete_tenant(
 ) -> Result<StatusCode, Problem> {
     tenantry_tenancy::delete_tenant(&state.db, &ctx.scope).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, serde::Serialize, ToSchema)]
-pub struct RoleList {
-    pub items: Vec<RoleView>,
-}
-
-/// The roles members of this tenant can hold (`roles:read`).
-#[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/roles", tag = "tenancy", security(("bearer" = [])),
-    params(("tenant_id" = String, Path, format = Uuid)),
-    responses((status = 200, body = RoleList), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem)))]
-pub async fn list_roles(ctx: TenantCtx) -> Result<Json<RoleList>, Problem> {
-    Ok(Json(RoleList {
-        items: tenantry_tenancy::list_roles(&ctx.scope)?,
-    }))
 }
 
 #[derive(Debug, serde::Serialize, ToSchema)]

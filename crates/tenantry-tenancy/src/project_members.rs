@@ -1,0 +1,230 @@
+//! Project-scoped role assignments: a member's role for one project's resources, narrowing
+//! or extending their tenant role there (see `tenantry_db::ProjectAccess`).
+
+use chrono::{DateTime, Utc};
+use sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
+use serde::Serialize;
+use tenantry_audit::Entry;
+use tenantry_core::{Permission, ProjectId, UserId};
+use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
+use utoipa::ToSchema;
+
+use crate::{
+    TenancyError,
+    members::member_in,
+    projects::require_in_project,
+    roles::{check_grantable, resolve},
+    tenants::require,
+};
+
+/// A member's role in one project.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProjectMember {
+    pub project_id: ProjectId,
+    pub user_id: UserId,
+    /// The project-scoped role; it replaces `tenant_role` for this project's resources.
+    pub role: String,
+    /// The member's role in the tenant.
+    pub tenant_role: String,
+    pub email: Option<String>,
+    pub first_name: String,
+    pub last_name: String,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl FromRow for ProjectMember {
+    fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
+        Ok(Self {
+            project_id: row.id()?,
+            user_id: row.id()?,
+            role: row.string()?,
+            tenant_role: row.string()?,
+            email: row.opt_string()?,
+            first_name: row.string()?,
+            last_name: row.string()?,
+            created_at: row.time()?,
+            updated_at: row.time()?,
+        })
+    }
+}
+
+fn query(scope: &TenantScope, project: ProjectId) -> sea_query::SelectStatement {
+    let mut q = Query::select();
+    q.columns([
+        ("project_members", "project_id"),
+        ("project_members", "user_id"),
+        ("project_members", "role"),
+        ("memberships", "role"),
+        ("users", "email"),
+        ("users", "first_name"),
+        ("users", "last_name"),
+        ("project_members", "created_at"),
+        ("project_members", "updated_at"),
+    ])
+    .from("project_members")
+    .inner_join(
+        "memberships",
+        Expr::col(("memberships", "tenant_id"))
+            .equals(("project_members", "tenant_id"))
+            .and(Expr::col(("memberships", "user_id")).equals(("project_members", "user_id"))),
+    )
+    .inner_join(
+        "users",
+        Expr::col(("users", "id")).equals(("project_members", "user_id")),
+    )
+    .and_where(Expr::col(("project_members", "tenant_id")).eq(scope.tenant_id()))
+    .and_where(Expr::col(("project_members", "project_id")).eq(project));
+    q
+}
+
+async fn project_exists(
+    tx: &mut Tx,
+    scope: &TenantScope,
+    project: ProjectId,
+) -> Result<bool, TenancyError> {
+    let found: Option<uuid::Uuid> = tx
+        .fetch_optional(
+            Query::select()
+                .column("id")
+                .from("projects")
+                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+                .and_where(Expr::col("id").eq(project)),
+        )
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The project's assignments (`members:read` and read access to the project).
+pub async fn list_project_members(
+    db: &Db,
+    scope: &TenantScope,
+    project: ProjectId,
+) -> Result<Vec<ProjectMember>, TenancyError> {
+    require_in_project(scope, project, Permission::ProjectsRead)?;
+    require(scope, Permission::MembersRead)?;
+    let mut tx = db.begin_tenant_read(scope).await?;
+    if !project_exists(&mut tx, scope, project).await? {
+        return Err(TenancyError::NotFound);
+    }
+    let mut q = query(scope, project);
+    q.order_by(("project_members", "user_id"), Order::Asc);
+    let rows = tx.fetch_all(&q).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Sets `user_id`'s role in `project` (`members:manage`). The member must belong to the
+/// tenant; neither the new role nor the member's tenant role may exceed the caller's.
+pub async fn assign_project_role(
+    db: &Db,
+    scope: &TenantScope,
+    project: ProjectId,
+    user_id: UserId,
+    role: &str,
+) -> Result<ProjectMember, TenancyError> {
+    require(scope, Permission::MembersManage)?;
+    require_in_project(scope, project, Permission::ProjectsRead)?;
+    let mut tx = db.begin_tenant(scope).await?;
+    if !project_exists(&mut tx, scope, project).await? {
+        return Err(TenancyError::NotFound);
+    }
+    let role = resolve(&mut tx, scope, role).await?;
+    check_grantable(scope, role.permissions)?;
+    let member = member_in(&mut tx, scope, user_id)
+        .await?
+        .ok_or(TenancyError::NotAMember)?;
+    check_grantable(
+        scope,
+        resolve(&mut tx, scope, &member.role).await?.permissions,
+    )?;
+    let now = tenantry_core::now();
+    tx.execute(
+        Query::insert()
+            .into_table("project_members")
+            .columns([
+                "tenant_id",
+                "project_id",
+                "user_id",
+                "role",
+                "created_at",
+                "updated_at",
+            ])
+            .values_panic([
+                scope.tenant_id().into(),
+                project.into(),
+                user_id.into(),
+                role.name.as_str().into(),
+                now.into(),
+                now.into(),
+            ])
+            .on_conflict(
+                OnConflict::columns(["tenant_id", "project_id", "user_id"])
+                    .update_columns(["role", "updated_at"])
+                    .to_owned(),
+            ),
+    )
+    .await?;
+    let mut q = query(scope, project);
+    q.and_where(Expr::col(("project_members", "user_id")).eq(user_id));
+    let assigned: ProjectMember = tx.fetch_one(&q).await?;
+    tenantry_audit::record(
+        &mut tx,
+        scope,
+        Entry::new(
+            "project_member.assigned",
+            "project_member",
+            format!("{project}/{user_id}"),
+        )
+        .with_summary(
+            serde_json::json!({"project_id": project, "user_id": user_id, "role": role.name}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(assigned)
+}
+
+/// Removes `user_id`'s project role (`members:manage`); their tenant role applies again.
+pub async fn remove_project_role(
+    db: &Db,
+    scope: &TenantScope,
+    project: ProjectId,
+    user_id: UserId,
+) -> Result<(), TenancyError> {
+    require(scope, Permission::MembersManage)?;
+    require_in_project(scope, project, Permission::ProjectsRead)?;
+    let mut tx = db.begin_tenant(scope).await?;
+    let mut q = query(scope, project);
+    q.and_where(Expr::col(("project_members", "user_id")).eq(user_id));
+    let current: ProjectMember = tx.fetch_optional(&q).await?.ok_or(TenancyError::NotFound)?;
+    check_grantable(
+        scope,
+        resolve(&mut tx, scope, &current.role).await?.permissions,
+    )?;
+    tx.execute(
+        Query::delete()
+            .from_table("project_members")
+            .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+            .and_where(Expr::col("project_id").eq(project))
+            .and_where(Expr::col("user_id").eq(user_id)),
+    )
+    .await?;
+    tenantry_audit::record(
+        &mut tx,
+        scope,
+        Entry::new(
+            "project_member.removed",
+            "project_member",
+            format!("{project}/{user_id}"),
+        )
+        .with_summary(
+            serde_json::json!({"project_id": project, "user_id": user_id, "role": current.role}),
+        ),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
