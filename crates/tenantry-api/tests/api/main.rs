@@ -5,15 +5,18 @@
 mod helpers;
 
 mod abuse;
+mod api_keys;
 mod auth;
 mod isolation;
 mod members;
 mod mfa;
 mod oidc;
 mod ops;
+mod project_scope;
 mod projects;
 mod recovery;
 mod rls;
+mod roles;
 mod rotation;
 mod sweep;
 mod tenants;
