@@ -330,7 +330,7 @@ async fn project_bound_keys_see_only_their_project(app: TestApp) {
         .iter()
         .map(|p| p["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids, [a.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&a));
     app.get(&format!("/api/v1/tenants/{t}/projects/{a}"), Some(key))
         .await
         .assert(200);

@@ -50,7 +50,10 @@ async fn project_roles_narrow_and_extend_the_tenant_role(app: TestApp) {
     put.assert(200);
     assert_eq!(put.body["role"], "hidden");
     assert_eq!(put.body["tenant_role"], "member");
-    assert_eq!(ids(&app, t, &w.member.token).await, [a.clone()]);
+    assert_eq!(
+        ids(&app, t, &w.member.token).await,
+        std::slice::from_ref(&a)
+    );
     app.get(
         &format!("/api/v1/tenants/{t}/projects/{b}"),
         Some(&w.member.token),
@@ -139,7 +142,10 @@ async fn project_roles_narrow_and_extend_the_tenant_role(app: TestApp) {
     )
     .await
     .assert(200);
-    assert_eq!(ids(&app, t, &contractor.token).await, [b.clone()]);
+    assert_eq!(
+        ids(&app, t, &contractor.token).await,
+        std::slice::from_ref(&b)
+    );
     app.get(
         &format!("/api/v1/tenants/{t}/projects/{a}"),
         Some(&contractor.token),
