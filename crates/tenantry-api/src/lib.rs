@@ -129,6 +129,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::tenants::router())
         .merge(routes::members::router())
         .merge(routes::projects::router())
+        .merge(routes::invitations::router())
 }
 
 /// The OpenAPI 3.1 document, generated from the handlers.

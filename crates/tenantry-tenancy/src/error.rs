@@ -28,6 +28,17 @@ pub enum TenancyError {
     SlugTaken,
     #[error("a project with this name exists")]
     ProjectNameTaken,
+    #[error("no such project in this tenant")]
+    UnknownProject,
+    /// An invitation token that is unknown, used, revoked or expired.
+    #[error("the invitation link is invalid, used or expired")]
+    InvitationInvalid,
+    /// Accepting an invitation addressed to another e-mail address.
+    #[error("the invitation is for another e-mail address")]
+    EmailMismatch,
+    /// Another invitation of the same address was created concurrently.
+    #[error("another invitation for this address was created at the same time")]
+    InvitationConflict,
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
@@ -69,6 +80,16 @@ impl From<TenancyError> for Problem {
             TenancyError::ProjectNameTaken => Problem::already_exists()
                 .with_detail("a project with this name already exists")
                 .with_field("name", "is already taken"),
+            TenancyError::UnknownProject => Problem::validation_failed()
+                .with_detail("no such project in this tenant")
+                .with_field("project_id", "is not a project of this tenant"),
+            TenancyError::InvitationInvalid => Problem::link_invalid()
+                .with_detail("the invitation is unknown, already used, revoked or expired"),
+            TenancyError::EmailMismatch => Problem::email_mismatch()
+                .with_detail("sign in (or register) with the invited e-mail address to accept"),
+            TenancyError::InvitationConflict => Problem::conflict().with_detail(
+                "another invitation for this address was sent at the same time; retry",
+            ),
             TenancyError::Identity(e) => e.into(),
             TenancyError::Db(e) => e.into(),
             TenancyError::Internal(e) => Problem::internal_error(&e),

@@ -3,6 +3,7 @@
 
 pub mod authz;
 mod error;
+mod invitations;
 mod members;
 pub mod migrations;
 mod model;
@@ -11,6 +12,10 @@ mod signup;
 mod tenants;
 
 pub use error::TenancyError;
+pub use invitations::{
+    INVITATION_TTL, Invitation, InvitationPreview, NewInvitation, accept_invitation,
+    create_invitation, list_invitations, preview_invitation, revoke_invitation,
+};
 pub use members::{
     MemberRef, add_member, change_member_role, get_member, list_members, remove_member,
 };

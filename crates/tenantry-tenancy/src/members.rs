@@ -18,12 +18,12 @@ pub enum MemberRef {
     Email(Email),
 }
 
-fn resolve_role(name: &str) -> Result<ResolvedRole, TenancyError> {
+pub(crate) fn resolve_role(name: &str) -> Result<ResolvedRole, TenancyError> {
     ResolvedRole::parse(name).ok_or_else(|| TenancyError::UnknownRole(name.to_owned()))
 }
 
 /// Refuses a role the caller could not hold themselves.
-fn check_grantable(scope: &TenantScope, role: ResolvedRole) -> Result<(), TenancyError> {
+pub(crate) fn check_grantable(scope: &TenantScope, role: ResolvedRole) -> Result<(), TenancyError> {
     if role.permissions.is_subset_of(scope.permissions()) {
         Ok(())
     } else {

@@ -11,6 +11,7 @@ macro_rules! redacted_debug {
 
 pub mod account;
 pub mod auth;
+pub mod invitations;
 pub mod members;
 pub mod mfa;
 pub mod ops;

@@ -6,6 +6,7 @@ mod helpers;
 
 mod abuse;
 mod auth;
+mod invitations;
 mod isolation;
 mod members;
 mod mfa;
