@@ -407,7 +407,7 @@ async fn postgres_secret_lookup_reveals_one_invitation_and_its_tenant() {
 
     let (emails, tenants, written) = secret_view(&mut conn, &hash).await;
     assert_eq!(emails, ["a@example.com"]);
-    assert_eq!(tenants, [w.tenant.clone()]);
+    assert_eq!(tenants, std::slice::from_ref(&w.tenant));
     assert_eq!(written, 0, "a token bearer reads, never writes");
     for other in ["cd".repeat(32), String::new()] {
         let (emails, tenants, _) = secret_view(&mut conn, &other).await;
