@@ -132,6 +132,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::roles::router())
         .merge(routes::project_members::router())
         .merge(routes::api_keys::router())
+        .merge(routes::invitations::router())
 }
 
 /// The OpenAPI 3.1 document, generated from the handlers.

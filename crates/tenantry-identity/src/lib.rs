@@ -29,3 +29,5 @@ pub use service::{
     Authenticated, ClientInfo, Credential, Identity, NewUser, ProfileChange, TokenPair,
 };
 pub use tokens::{LEEWAY_SECS, REFRESH_PREFIX, TokenSettings};
+/// One-time link tokens (256 random bits, mailed, stored as SHA-256) for other contexts' links.
+pub use tokens::{digest as link_token_digest, new_link_token};

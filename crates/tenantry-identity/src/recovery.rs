@@ -147,7 +147,8 @@ async fn recently_issued(tx: &mut Tx, user_id: UserId, purpose: Purpose) -> Resu
 }
 
 impl Identity {
-    fn link(&self, path: &str, token: &str) -> String {
+    /// A link into the web application for a mailed token: `<public_url>/<path>?token=…`.
+    pub fn link(&self, path: &str, token: &str) -> String {
         format!("{}/{path}?token={token}", self.public_url)
     }
 

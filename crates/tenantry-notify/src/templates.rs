@@ -59,6 +59,18 @@ const BUILT_IN: &[(&str, &str)] = &[
         "mfa_changed.html",
         include_str!("../templates/mfa_changed.html"),
     ),
+    (
+        "invitation.subject",
+        include_str!("../templates/invitation.subject"),
+    ),
+    (
+        "invitation.txt",
+        include_str!("../templates/invitation.txt"),
+    ),
+    (
+        "invitation.html",
+        include_str!("../templates/invitation.html"),
+    ),
 ];
 
 /// A rendered message.
@@ -158,12 +170,40 @@ mod tests {
             r.html
                 .contains("sent by Tenantry (https:&#x2f;&#x2f;x.test)")
         );
-        for name in ["verify_email", "password_changed", "mfa_changed"] {
+        for name in [
+            "verify_email",
+            "password_changed",
+            "mfa_changed",
+            "invitation",
+        ] {
             let ctx = json!({"first_name": "A", "email": "a@x.test", "link": "l",
-                "expires_in_hours": 24, "how": "changed", "at": "now", "enabled": true});
+                "expires_in_hours": 24, "how": "changed", "at": "now", "enabled": true,
+                "inviter_name": "B", "tenant_name": "C", "role": "member", "expires_in_days": 7});
             let r = t.render(name, &ctx).unwrap();
             assert!(!r.subject.is_empty() && !r.text.is_empty() && !r.html.is_empty());
         }
+    }
+
+    #[test]
+    fn invitations_name_inviter_tenant_and_role() {
+        let t = Templates::load(None, "Tenantry", "https://x.test").unwrap();
+        let r = t
+            .render(
+                "invitation",
+                &json!({"inviter_name": "Grace Hopper", "tenant_name": "<Acme>", "role": "admin",
+                    "email": "a@x.test", "link": "https://x.test/invitations/accept?token=t",
+                    "expires_in_days": 7}),
+            )
+            .unwrap();
+        assert_eq!(r.subject, "Grace Hopper invited you to <Acme> on Tenantry");
+        assert!(
+            r.text.contains("join <Acme> on Tenantry with the role"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("https://x.test/invitations/accept?token=t"));
+        assert!(r.text.contains("expires in 7 days"));
+        assert!(r.html.contains("&lt;Acme&gt;"), "{}", r.html);
     }
 
     #[test]

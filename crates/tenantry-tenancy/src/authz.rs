@@ -435,3 +435,21 @@ pub fn authorize_admin(user: &User, origin: Arc<Origin>) -> Result<AdminScope, T
         Err(TenancyError::NotPlatformAdmin)
     }
 }
+
+/// The scope in which `user_id` accepts an invitation to `tenant_id`, before they are a
+/// member. It grants no permission: it only confines the accepting transaction to the
+/// invitation's tenant and attributes its audit records to the user. Issue it only after
+/// the invitation's token was found valid for this user (see `invitations::accept`).
+pub(crate) fn scope_for_invitation(
+    tenant_id: TenantId,
+    user_id: UserId,
+    origin: &Origin,
+) -> TenantScope {
+    TenantScope::issue_after_authorization(
+        tenant_id,
+        Actor::User(user_id),
+        tenantry_core::permission::PermissionSet::EMPTY,
+        ProjectAccess::default(),
+        Arc::new(origin.clone()),
+    )
+}

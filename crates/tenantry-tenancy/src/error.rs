@@ -50,6 +50,15 @@ pub enum TenancyError {
         field: &'static str,
         message: &'static str,
     },
+    /// An invitation token that is unknown, used, revoked or expired.
+    #[error("the invitation link is invalid, used or expired")]
+    InvitationInvalid,
+    /// Accepting an invitation addressed to another e-mail address.
+    #[error("the invitation is for another e-mail address")]
+    EmailMismatch,
+    /// Another invitation of the same address was created concurrently.
+    #[error("another invitation for this address was created at the same time")]
+    InvitationConflict,
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
@@ -115,6 +124,13 @@ impl From<TenancyError> for Problem {
             TenancyError::Invalid { field, message } => Problem::validation_failed()
                 .with_detail(format!("{field} {message}"))
                 .with_field(field, message),
+            TenancyError::InvitationInvalid => Problem::link_invalid()
+                .with_detail("the invitation is unknown, already used, revoked or expired"),
+            TenancyError::EmailMismatch => Problem::email_mismatch()
+                .with_detail("sign in (or register) with the invited e-mail address to accept"),
+            TenancyError::InvitationConflict => Problem::conflict().with_detail(
+                "another invitation for this address was sent at the same time; retry",
+            ),
             TenancyError::Identity(e) => e.into(),
             TenancyError::Db(e) => e.into(),
             TenancyError::Internal(e) => Problem::internal_error(&e),

@@ -4,6 +4,7 @@
 mod api_keys;
 pub mod authz;
 mod error;
+mod invitations;
 mod members;
 pub mod migrations;
 mod model;
@@ -18,6 +19,10 @@ pub use api_keys::{
     revoke_api_key,
 };
 pub use error::TenancyError;
+pub use invitations::{
+    INVITATION_TTL, Invitation, InvitationPreview, NewInvitation, accept_invitation,
+    create_invitation, list_invitations, preview_invitation, revoke_invitation,
+};
 pub use members::{
     MemberRef, add_member, change_member_role, get_member, list_members, remove_member,
 };

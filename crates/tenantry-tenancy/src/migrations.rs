@@ -10,8 +10,11 @@ use tenantry_db::{
     },
 };
 
-pub const MIGRATIONS: &[Migration] =
-    &[TENANTS_MEMBERSHIPS_PROJECTS, ROLES_PROJECT_MEMBERS_API_KEYS];
+pub const MIGRATIONS: &[Migration] = &[
+    TENANTS_MEMBERSHIPS_PROJECTS,
+    ROLES_PROJECT_MEMBERS_API_KEYS,
+    INVITATIONS,
+];
 
 const TENANTS_MEMBERSHIPS_PROJECTS: Migration = Migration {
     version: 2026112220,
@@ -151,6 +154,66 @@ const ROLES_PROJECT_MEMBERS_API_KEYS: Migration = Migration {
         }
         statements
             .push("DROP TABLE api_keys; DROP TABLE project_members; DROP TABLE roles;".to_owned());
+        statements
+    },
+};
+
+/// Invitations by e-mail. The token is stored only as its SHA-256 (`token_hash`); a bearer
+/// finds the row through `Db::begin_secret_lookup`, which on PostgreSQL also reveals the
+/// invitation's tenant row (for the preview's tenant name) and nothing else of the tenant.
+/// At most one invitation per address and tenant is pending (neither accepted nor revoked):
+/// the partial unique index doubles as the (tenant_id, email) lookup index.
+const INVITATIONS: Migration = Migration {
+    version: 2026112242,
+    name: "tenancy_invitations",
+    up: |backend| {
+        let mut statements = vec![ddl(
+            backend,
+            "CREATE TABLE invitations (
+                tenant_id {uuid} NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+                id {uuid} NOT NULL,
+                email TEXT NOT NULL,
+                role TEXT NOT NULL,
+                project_id {uuid},
+                token_hash {bytes} NOT NULL,
+                invited_by {uuid} NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                created_at {ts} NOT NULL,
+                expires_at {ts} NOT NULL,
+                accepted_at {ts},
+                accepted_by {uuid} REFERENCES users (id) ON DELETE SET NULL,
+                revoked_at {ts},
+                PRIMARY KEY (tenant_id, id),
+                FOREIGN KEY (tenant_id, project_id) REFERENCES projects (tenant_id, id) ON DELETE CASCADE
+            );
+            CREATE UNIQUE INDEX ux_invitations__token_hash ON invitations (token_hash);
+            CREATE UNIQUE INDEX ux_invitations__tenant_id__email ON invitations (tenant_id, email)
+                WHERE accepted_at IS NULL AND revoked_at IS NULL;",
+        )];
+        if backend == Backend::Postgres {
+            statements.push(postgres_tenant_rls(
+                "invitations",
+                "tenant_id",
+                Some(&postgres_secret_lookup("token_hash")),
+            ));
+            // The bearer of an invitation token sees the inviting tenant's row (its name).
+            // The leading test keeps other transactions (every authorization reads tenants)
+            // from probing invitations at all.
+            statements.push(format!(
+                "CREATE POLICY tenants_invitation_preview ON tenants FOR SELECT
+                    USING (NULLIF(current_setting('app.secret_hash', true), '') IS NOT NULL
+                           AND id IN (SELECT tenant_id FROM invitations WHERE {}));",
+                postgres_secret_lookup("token_hash")
+            ));
+        }
+        statements
+    },
+    down: |backend| {
+        let mut statements = Vec::new();
+        if backend == Backend::Postgres {
+            // The tenants policy reads invitations; it must go before the table does.
+            statements.push("DROP POLICY tenants_invitation_preview ON tenants;".to_owned());
+        }
+        statements.push("DROP TABLE invitations;".to_owned());
         statements
     },
 };

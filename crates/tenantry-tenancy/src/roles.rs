@@ -273,7 +273,7 @@ pub async fn delete_role(db: &Db, scope: &TenantScope, id: RoleId) -> Result<(),
     check_grantable(scope, current.permission_set())?;
     for (table, column) in ASSIGNMENTS {
         let mut q = Query::select();
-        q.expr(Expr::val(1))
+        q.column("tenant_id")
             .from(table)
             .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
             .and_where(Expr::col(column).eq(current.name.as_str()))
@@ -289,7 +289,7 @@ pub async fn delete_role(db: &Db, scope: &TenantScope, id: RoleId) -> Result<(),
             }
             _ => {}
         }
-        let used: Option<i64> = tx.fetch_optional(&q).await?;
+        let used: Option<uuid::Uuid> = tx.fetch_optional(&q).await?;
         if used.is_some() {
             return Err(TenancyError::RoleInUse(table));
         }

@@ -7,6 +7,7 @@ mod helpers;
 mod abuse;
 mod api_keys;
 mod auth;
+mod invitations;
 mod isolation;
 mod members;
 mod mfa;

@@ -24,6 +24,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/forgot-password"),
     ("POST", "/api/v1/auth/reset-password"),
     ("POST", "/api/v1/auth/verify-email"),
+    ("GET", "/api/v1/invitations/{token}"),
 ];
 
 fn body_for(method: &Method) -> Option<Value> {

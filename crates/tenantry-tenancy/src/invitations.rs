@@ -1,0 +1,390 @@
+//! Invitations: a member with `members:manage` invites an e-mail address with a role (and
+//! optionally into one project); the invitee accepts with the mailed link while signed in
+//! with that address.
+//!
+//! The token is 256 random bits, mailed once and stored only as its SHA-256. An invitation
+//! is pending until it is accepted, revoked or 7 days old; at most one is pending per address
+//! and tenant (re-inviting revokes the earlier one, whose link stops working). A token bearer
+//! reaches the row through [`Db::begin_secret_lookup`]: before accepting, they are nobody in
+//! the tenant.
+
+mod accept;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sea_query::{Cond, Condition, Expr, ExprTrait, Order, Query};
+use serde::Serialize;
+use serde_json::json;
+use tenantry_audit::Entry;
+use tenantry_core::{
+    Email, InvitationId, Page, PageRequest, Permission, ProjectId, TenantId, UserId,
+};
+use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_identity::Identity;
+use utoipa::ToSchema;
+
+use crate::{
+    TenancyError,
+    roles::{check_grantable, resolve},
+    tenants::require,
+};
+
+pub use accept::{InvitationPreview, accept_invitation, preview_invitation};
+
+/// How long an invitation stays valid.
+pub const INVITATION_TTL: TimeDelta = TimeDelta::days(7);
+
+/// Where the mailed link points: `<public_url>/invitations/accept?token=…`.
+const ACCEPT_PATH: &str = "invitations/accept";
+
+/// An invitation to create.
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    pub email: Email,
+    /// A role name (a system role or, later, one of the tenant's custom roles).
+    pub role: String,
+    /// Also assign the role in this project of the tenant.
+    pub project_id: Option<ProjectId>,
+}
+
+/// A pending invitation as its tenant sees it (never with its token).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Invitation {
+    pub id: InvitationId,
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub role: String,
+    /// The project the role is also assigned in, if any.
+    pub project_id: Option<ProjectId>,
+    /// The member who sent it.
+    pub invited_by: UserId,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Invitation {
+    const COLUMNS: [&'static str; 8] = [
+        "id",
+        "tenant_id",
+        "email",
+        "role",
+        "project_id",
+        "invited_by",
+        "created_at",
+        "expires_at",
+    ];
+}
+
+impl FromRow for Invitation {
+    fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
+        Ok(Self {
+            id: row.id()?,
+            tenant_id: row.id()?,
+            email: row.string()?,
+            role: row.string()?,
+            project_id: row.opt_id()?,
+            invited_by: row.id()?,
+            created_at: row.time()?,
+            expires_at: row.time()?,
+        })
+    }
+}
+
+fn full_name(first: String, last: String) -> String {
+    match (first.is_empty(), last.is_empty()) {
+        (_, true) => first,
+        (true, false) => last,
+        (false, false) => format!("{first} {last}"),
+    }
+}
+
+/// Neither accepted nor revoked nor expired.
+fn pending(now: DateTime<Utc>) -> Condition {
+    Cond::all()
+        .add(Expr::col("accepted_at").is_null())
+        .add(Expr::col("revoked_at").is_null())
+        .add(Expr::col("expires_at").gt(now))
+}
+
+async fn project_exists(
+    tx: &mut Tx,
+    scope: &TenantScope,
+    project: ProjectId,
+) -> Result<bool, TenancyError> {
+    let found: Option<uuid::Uuid> = tx
+        .fetch_optional(
+            Query::select()
+                .column("id")
+                .from("projects")
+                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+                .and_where(Expr::col("id").eq(project)),
+        )
+        .await?;
+    Ok(found.is_some())
+}
+
+async fn is_member(tx: &mut Tx, scope: &TenantScope, email: &Email) -> Result<bool, TenancyError> {
+    let found: Option<uuid::Uuid> = tx
+        .fetch_optional(
+            Query::select()
+                .column(("memberships", "user_id"))
+                .from("memberships")
+                .inner_join(
+                    "users",
+                    Expr::col(("users", "id")).equals(("memberships", "user_id")),
+                )
+                .and_where(Expr::col(("memberships", "tenant_id")).eq(scope.tenant_id()))
+                .and_where(Expr::col(("users", "email")).eq(email.as_str())),
+        )
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Revokes the address's earlier invitations that are neither accepted nor revoked
+/// (expired ones too, so the one-pending-per-address index admits the new one).
+async fn revoke_earlier(
+    tx: &mut Tx,
+    scope: &TenantScope,
+    email: &Email,
+    now: DateTime<Utc>,
+) -> Result<Vec<uuid::Uuid>, TenancyError> {
+    let earlier: Vec<uuid::Uuid> = tx
+        .fetch_all(
+            Query::select()
+                .column("id")
+                .from("invitations")
+                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+                .and_where(Expr::col("email").eq(email.as_str()))
+                .and_where(Expr::col("accepted_at").is_null())
+                .and_where(Expr::col("revoked_at").is_null()),
+        )
+        .await?;
+    if !earlier.is_empty() {
+        tx.execute(
+            Query::update()
+                .table("invitations")
+                .value("revoked_at", now)
+                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+                .and_where(Expr::col("id").is_in(earlier.iter().copied())),
+        )
+        .await?;
+    }
+    Ok(earlier)
+}
+
+/// Names for the mail: the tenant's and the inviting member's.
+async fn mail_names(
+    tx: &mut Tx,
+    scope: &TenantScope,
+    inviter: UserId,
+) -> Result<(String, String), TenancyError> {
+    let tenant: Option<String> = tx
+        .fetch_optional(
+            Query::select()
+                .column("name")
+                .from("tenants")
+                .and_where(Expr::col("id").eq(scope.tenant_id())),
+        )
+        .await?;
+    let names: Option<(String, String)> = tx
+        .fetch_optional(
+            Query::select()
+                .columns(["first_name", "last_name"])
+                .from("users")
+                .and_where(Expr::col("id").eq(inviter)),
+        )
+        .await?;
+    let tenant = tenant.ok_or(TenancyError::NotFound)?;
+    let (first, last) = names.ok_or(TenancyError::NotFound)?;
+    Ok((tenant, full_name(first, last)))
+}
+
+/// Invites `new.email` (`members:manage`; the role may grant only what the caller holds) and
+/// mails the link, in one transaction. An earlier invitation of the address is revoked.
+pub async fn create_invitation(
+    identity: &Identity,
+    scope: &TenantScope,
+    new: NewInvitation,
+) -> Result<Invitation, TenancyError> {
+    require(scope, Permission::MembersManage)?;
+    let inviter = scope.actor().user_id().ok_or_else(|| {
+        TenancyError::Internal(anyhow::anyhow!(
+            "an actor without a user sent an invitation"
+        ))
+    })?;
+    let id = InvitationId::new();
+    let now = tenantry_core::now();
+    let expires_at = now + INVITATION_TTL;
+    let (token, token_hash) = tenantry_identity::new_link_token();
+    let mut tx = identity.db().begin_tenant(scope).await?;
+    let role = resolve(&mut tx, scope, &new.role).await?;
+    check_grantable(scope, role.permissions)?;
+    if let Some(project) = new.project_id
+        && !project_exists(&mut tx, scope, project).await?
+    {
+        return Err(TenancyError::UnknownProject);
+    }
+    if is_member(&mut tx, scope, &new.email).await? {
+        return Err(TenancyError::AlreadyMember);
+    }
+    let replaced = revoke_earlier(&mut tx, scope, &new.email, now).await?;
+    tx.execute(
+        Query::insert()
+            .into_table("invitations")
+            .columns([
+                "tenant_id",
+                "id",
+                "email",
+                "role",
+                "project_id",
+                "token_hash",
+                "invited_by",
+                "created_at",
+                "expires_at",
+            ])
+            .values_panic([
+                scope.tenant_id().into(),
+                id.into(),
+                new.email.as_str().into(),
+                new.role.as_str().into(),
+                new.project_id.into(),
+                token_hash.into(),
+                inviter.into(),
+                now.into(),
+                expires_at.into(),
+            ]),
+    )
+    .await
+    .map_err(|e| {
+        // Another invitation of the address committed between our revoke and insert.
+        if e.is_unique_violation_on("email") {
+            TenancyError::InvitationConflict
+        } else {
+            e.into()
+        }
+    })?;
+    let (tenant_name, inviter_name) = mail_names(&mut tx, scope, inviter).await?;
+    identity
+        .mailer()
+        .enqueue(
+            &mut tx,
+            new.email.as_str(),
+            "invitation",
+            &json!({
+                "inviter_name": inviter_name,
+                "tenant_name": tenant_name,
+                "email": new.email.as_str(),
+                "role": new.role,
+                "link": identity.link(ACCEPT_PATH, &token),
+                "expires_in_days": INVITATION_TTL.num_days(),
+            }),
+        )
+        .await?;
+    for earlier in &replaced {
+        tenantry_audit::record(
+            &mut tx,
+            scope,
+            Entry::new("invitation.revoked", "invitation", earlier)
+                .with_summary(json!({"reason": "replaced", "replaced_by": id})),
+        )
+        .await?;
+    }
+    tenantry_audit::record(
+        &mut tx,
+        scope,
+        Entry::new("invitation.created", "invitation", id).with_summary(json!({
+            "email": new.email.as_str(),
+            "role": new.role,
+            "project_id": new.project_id,
+            "expires_at": expires_at,
+        })),
+    )
+    .await?;
+    let invitation = Invitation {
+        id,
+        tenant_id: scope.tenant_id(),
+        email: new.email.as_str().to_owned(),
+        role: new.role,
+        project_id: new.project_id,
+        invited_by: inviter,
+        created_at: now,
+        expires_at,
+    };
+    tx.commit().await?;
+    identity.mailer().wake();
+    tracing::info!(tenant_id = %scope.tenant_id(), invitation_id = %id, replaced = replaced.len(), "invitation sent");
+    Ok(invitation)
+}
+
+/// Pending invitations, newest first (`invitations:read`).
+pub async fn list_invitations(
+    db: &Db,
+    scope: &TenantScope,
+    page: &PageRequest,
+) -> Result<Page<Invitation>, TenancyError> {
+    require(scope, Permission::InvitationsRead)?;
+    let mut q = Query::select();
+    q.columns(Invitation::COLUMNS)
+        .from("invitations")
+        .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+        .cond_where(pending(tenantry_core::now()))
+        .order_by("id", Order::Desc)
+        .limit(page.fetch_limit());
+    if let Some(after) = page.after {
+        q.and_where(Expr::col("id").lt(after.0));
+    }
+    let mut tx = db.begin_tenant_read(scope).await?;
+    let rows: Vec<Invitation> = tx.fetch_all(&q).await?;
+    tx.commit().await?;
+    Ok(Page::from_rows(rows, page, |i| i.id.as_uuid()))
+}
+
+/// Revokes a pending invitation (`members:manage`; not one whose role grants more than the
+/// caller holds). Its link stops working. Unknown, foreign, used or expired → `NotFound`.
+pub async fn revoke_invitation(
+    db: &Db,
+    scope: &TenantScope,
+    id: InvitationId,
+) -> Result<(), TenancyError> {
+    require(scope, Permission::MembersManage)?;
+    let now = tenantry_core::now();
+    let mut tx = db.begin_tenant(scope).await?;
+    let invitation: Invitation = tx
+        .fetch_optional(
+            Query::select()
+                .columns(Invitation::COLUMNS)
+                .from("invitations")
+                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+                .and_where(Expr::col("id").eq(id))
+                .cond_where(pending(now)),
+        )
+        .await?
+        .ok_or(TenancyError::NotFound)?;
+    // A role that no longer exists grants nothing: anyone with members:manage may revoke it.
+    if let Ok(role) = resolve(&mut tx, scope, &invitation.role).await {
+        check_grantable(scope, role.permissions)?;
+    }
+    let revoked = tx
+        .execute(
+            Query::update()
+                .table("invitations")
+                .value("revoked_at", now)
+                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+                .and_where(Expr::col("id").eq(id))
+                .cond_where(pending(now)),
+        )
+        .await?;
+    if revoked != 1 {
+        return Err(TenancyError::NotFound);
+    }
+    tenantry_audit::record(
+        &mut tx,
+        scope,
+        Entry::new("invitation.revoked", "invitation", id)
+            .with_summary(json!({"email": invitation.email, "role": invitation.role})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
