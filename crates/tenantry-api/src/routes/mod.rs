@@ -10,6 +10,7 @@ macro_rules! redacted_debug {
 }
 
 pub mod account;
+pub mod audit;
 pub mod auth;
 pub mod members;
 pub mod mfa;
