@@ -234,3 +234,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 pub fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, Problem> {
     raw.parse().map_err(|_| Problem::not_found())
 }
+
+/// A platform administrator's scope for `/api/v1/admin/…`; anyone else gets 403
+/// `platform_admin_required`.
+#[derive(Debug, Clone)]
+pub struct AdminCtx {
+    pub caller: Caller,
+    pub scope: tenantry_db::AdminScope,
+}
+
+impl FromRequestParts<AppState> for AdminCtx {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let Client(origin) = Client::from_request_parts(parts, state).await?;
+        let scope =
+            tenantry_tenancy::authz::authorize_admin(&caller.0.user, std::sync::Arc::new(origin))
+                .map_err(Problem::from)?;
+        Ok(Self { caller, scope })
+    }
+}

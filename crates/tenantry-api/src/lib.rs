@@ -91,6 +91,7 @@ pub fn migrations() -> Vec<Migration> {
     tags(
         (name = "identity", description = "Accounts, sessions and tokens"),
         (name = "tenancy", description = "Tenants, members, roles and projects"),
+        (name = "audit", description = "The audit trail: who changed what, from where, with what outcome"),
         (name = "operations", description = "Health, readiness, metrics and keys"),
     ),
 )]
@@ -133,6 +134,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::project_members::router())
         .merge(routes::api_keys::router())
         .merge(routes::invitations::router())
+        .merge(routes::audit::router())
 }
 
 /// The OpenAPI 3.1 document, generated from the handlers.

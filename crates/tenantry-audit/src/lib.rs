@@ -8,6 +8,7 @@
 //! deleting or reordering a record breaks every later link ([`verify`]).
 
 mod chain;
+mod list;
 pub mod migrations;
 
 use serde_json::Value;
@@ -15,6 +16,10 @@ use tenantry_core::{ApiKeyId, Origin, TenantId, UserId};
 use tenantry_db::{Actor, DbError, TenantScope, Tx};
 
 pub use chain::{ChainBreak, VerifyReport, verify};
+pub use list::{
+    ActionFilter, ActorView, AdminAuditFilter, AuditError, AuditFilter, AuditRecord, ChainKind,
+    TargetView, list_admin, list_tenant,
+};
 pub use migrations::PLATFORM_CHAIN;
 
 /// Who acted.

@@ -366,6 +366,16 @@ pub(crate) async fn rotate(
     )
     .await
     .context("retiring the previous signing keys")?;
+    tenantry_audit::record_in(
+        &mut tx,
+        tenantry_audit::Chain::Platform,
+        tenantry_audit::AuditActor::System,
+        &tenantry_core::Origin::NONE,
+        tenantry_audit::Entry::new("signing_key.rotated", "signing_key", &key.kid).with_summary(
+            serde_json::json!({ "retiring": previous, "retires_at": retires_at, "deleted": deleted }),
+        ),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(kid = key.kid, ?previous, %retires_at, "rotated the access-token signing key");
     Ok(Rotation {

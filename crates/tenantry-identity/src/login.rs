@@ -2,11 +2,13 @@
 
 use rand::Rng;
 use sea_query::{Expr, ExprTrait};
+use serde_json::json;
+use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{Email, UserId};
 
 use crate::{
     ClientInfo, Identity, IdentityError, TokenPair, User, UserStatus,
-    security::{SecurityEventKind, record},
+    security::{SecurityEventKind, audit, record},
     service::{UserRow, UserWithHash, insert_user_row},
 };
 
@@ -94,7 +96,7 @@ impl Identity {
             self.throttle_success(&key).await?;
         }
         let tokens = self
-            .open_session(user.id, client, self.refresh_ttl_secs)
+            .open_session(user.id, client, self.refresh_ttl_secs, "password")
             .await?;
         tracing::info!(user_id = %user.id, session_id = %tokens.session_id, "login");
         Ok((user, tokens))
@@ -112,14 +114,16 @@ impl Identity {
         // Failures against unknown addresses are throttled but not recorded: there is no
         // account to attach them to, and the address itself is not kept.
         if user_id.is_some() {
-            record(&mut tx, user_id, kind, client, serde_json::json!({})).await?;
+            let anonymous = AuditActor::Anonymous;
+            record(&mut tx, user_id, anonymous, kind, client, json!({})).await?;
             if let Some(secs) = locked {
                 record(
                     &mut tx,
                     user_id,
+                    anonymous,
                     SecurityEventKind::LoginLocked,
                     client,
-                    serde_json::json!({ "locked_for_secs": secs }),
+                    json!({ "locked_for_secs": secs }),
                 )
                 .await?;
             }
@@ -140,8 +144,19 @@ impl Identity {
         };
         let id = insert_user_row(&mut tx, row, tenantry_core::now()).await?;
         let user = Self::user_in(&mut tx, id).await?;
+        audit(
+            &mut tx,
+            id,
+            AuditActor::User(id),
+            client,
+            Entry::new("user.created", "user", id)
+                .with_summary(json!({"guest": true, "display_name": user.display_name})),
+        )
+        .await?;
         tx.commit().await?;
-        let tokens = self.open_session(id, client, self.guest_ttl_secs).await?;
+        let tokens = self
+            .open_session(id, client, self.guest_ttl_secs, "guest")
+            .await?;
         Ok((user, tokens))
     }
 }

@@ -8,13 +8,14 @@
 use rand::{Rng, RngCore};
 use sea_query::{Expr, ExprTrait, Query};
 use serde_json::json;
+use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::UserId;
 use tenantry_db::{DbError, FromRow, Row, Tx};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 use crate::{
     ClientInfo, Identity, IdentityError, User,
-    security::{SecurityEventKind, record},
+    security::{SecurityEventKind, audit, record},
 };
 
 pub const RECOVERY_CODES: usize = 10;
@@ -110,7 +111,11 @@ impl Identity {
     }
 
     /// Starts (or restarts) enrolment: a new pending secret.
-    pub async fn totp_enroll(&self, user: &User) -> Result<TotpEnrollment, IdentityError> {
+    pub async fn totp_enroll(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+    ) -> Result<TotpEnrollment, IdentityError> {
         if user.mfa_enabled {
             return Err(IdentityError::MfaAlreadyEnabled);
         }
@@ -129,6 +134,14 @@ impl Identity {
                 .value("mfa_pending_secret", sealed)
                 .and_where(Expr::col("id").eq(user.id))
                 .and_where(Expr::col("mfa_enabled").eq(false)),
+        )
+        .await?;
+        audit(
+            &mut tx,
+            user.id,
+            AuditActor::User(user.id),
+            client,
+            Entry::new("user.mfa_enrollment_started", "user", user.id),
         )
         .await?;
         tx.commit().await?;
@@ -175,6 +188,7 @@ impl Identity {
         record(
             &mut tx,
             Some(user.id),
+            AuditActor::User(user.id),
             SecurityEventKind::MfaEnabled,
             client,
             json!({}),
@@ -223,6 +237,7 @@ impl Identity {
         record(
             &mut tx,
             Some(user.id),
+            AuditActor::User(user.id),
             SecurityEventKind::MfaDisabled,
             client,
             json!({}),
@@ -335,9 +350,11 @@ impl Identity {
             )
             .await?;
         if used == 1 {
+            // Only a valid code is recorded: the request proved to be the user's.
             record(
                 tx,
                 Some(user),
+                AuditActor::User(user),
                 SecurityEventKind::RecoveryCodeUsed,
                 client,
                 json!({}),

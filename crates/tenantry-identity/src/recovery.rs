@@ -7,12 +7,13 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_query::{Expr, ExprTrait, Query};
 use serde_json::json;
+use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{Email, Password, SessionId, UserId};
 use tenantry_db::{DbError, FromRow, Row, Tx};
 
 use crate::{
     ClientInfo, Identity, IdentityError, User,
-    security::{SecurityEventKind, record},
+    security::{SecurityEventKind, audit, record},
     service::UserWithHash,
     tokens,
 };
@@ -177,7 +178,11 @@ impl Identity {
 
     /// Sends a new verification mail to the caller (at most one a minute). `Ok(false)` when
     /// nothing was sent because the address is already verified or one was just sent.
-    pub async fn resend_verification(&self, user_id: UserId) -> Result<bool, IdentityError> {
+    pub async fn resend_verification(
+        &self,
+        user_id: UserId,
+        client: &ClientInfo,
+    ) -> Result<bool, IdentityError> {
         let mut tx = self.db.begin_write().await?;
         let user = Self::user_in(&mut tx, user_id).await?;
         if user.email_verified
@@ -187,6 +192,14 @@ impl Identity {
             return Ok(false);
         }
         self.queue_verification(&mut tx, &user).await?;
+        audit(
+            &mut tx,
+            user_id,
+            AuditActor::User(user_id),
+            client,
+            Entry::new("user.verification_sent", "user", user_id),
+        )
+        .await?;
         tx.commit().await?;
         self.mailer.wake();
         Ok(true)
@@ -216,6 +229,7 @@ impl Identity {
         record(
             &mut tx,
             Some(found.user_id),
+            AuditActor::User(found.user_id),
             SecurityEventKind::EmailVerified,
             client,
             json!({}),
@@ -280,6 +294,7 @@ impl Identity {
         record(
             &mut tx,
             Some(user.id),
+            AuditActor::Anonymous,
             SecurityEventKind::PasswordResetRequested,
             client,
             json!({}),
@@ -353,6 +368,7 @@ impl Identity {
             record(
                 &mut tx,
                 Some(user.id),
+                AuditActor::User(user.id),
                 SecurityEventKind::LoginFailed,
                 client,
                 json!({"during": "password_change"}),
@@ -406,7 +422,8 @@ impl Identity {
                 "reset with an e-mailed link",
             )
         };
-        record(tx, Some(user.id), kind, client, json!({})).await?;
+        let actor = AuditActor::User(user.id);
+        record(tx, Some(user.id), actor, kind, client, json!({})).await?;
         if let Some(email) = user.email.as_deref() {
             self.mailer
                 .enqueue(

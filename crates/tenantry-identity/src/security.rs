@@ -1,10 +1,11 @@
 //! Security events of an account (login failures, lockouts, refresh-token reuse, password
-//! and MFA changes), written in the same transaction as what they describe. The audit trail
-//! reads them; users see their own.
+//! and MFA changes), written in the same transaction as what they describe, together with
+//! their audit record in the account's chain. Users see their own events.
 
 use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, Order, Query};
 use serde::Serialize;
+use tenantry_audit::{AuditActor, Chain, Entry, Outcome};
 use tenantry_core::{Page, PageRequest, UserId};
 use tenantry_db::{DbError, FromRow, Row, Tx};
 use utoipa::ToSchema;
@@ -47,12 +48,63 @@ impl SecurityEventKind {
             Self::ExternalIdentityLinked => "external_identity_linked",
         }
     }
+
+    /// The audit action: `user.<kind>`.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::LoginFailed => "user.login_failed",
+            Self::LoginLocked => "user.login_locked",
+            Self::MfaFailed => "user.mfa_failed",
+            Self::RefreshTokenReused => "user.refresh_token_reused",
+            Self::PasswordChanged => "user.password_changed",
+            Self::PasswordReset => "user.password_reset",
+            Self::PasswordResetRequested => "user.password_reset_requested",
+            Self::EmailVerified => "user.email_verified",
+            Self::MfaEnabled => "user.mfa_enabled",
+            Self::MfaDisabled => "user.mfa_disabled",
+            Self::RecoveryCodeUsed => "user.recovery_code_used",
+            Self::ExternalIdentityLinked => "user.external_identity_linked",
+        }
+    }
+
+    /// Refused attempts are failures; everything else records something that happened.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Self::LoginFailed | Self::LoginLocked | Self::MfaFailed | Self::RefreshTokenReused => {
+                Outcome::Failure
+            }
+            Self::PasswordChanged
+            | Self::PasswordReset
+            | Self::PasswordResetRequested
+            | Self::EmailVerified
+            | Self::MfaEnabled
+            | Self::MfaDisabled
+            | Self::RecoveryCodeUsed
+            | Self::ExternalIdentityLinked => Outcome::Success,
+        }
+    }
 }
 
-/// Writes one event in `tx`.
+/// Appends `entry` to `user`'s audit chain inside `tx` (a platform transaction: account
+/// records carry no tenant).
+pub(crate) async fn audit(
+    tx: &mut Tx,
+    user: UserId,
+    actor: AuditActor,
+    client: &ClientInfo,
+    entry: Entry,
+) -> Result<(), DbError> {
+    tenantry_audit::record_in(tx, Chain::User(user), actor, client, entry).await
+}
+
+/// Writes one event in `tx`, and its audit record: in the user's chain, or the platform
+/// chain when no account is known. `actor` is the user when the request carried a valid
+/// credential of theirs (an access token, the password, a refresh token, an e-mailed link),
+/// [`AuditActor::Anonymous`] when it carried none or a wrong one.
 pub(crate) async fn record(
     tx: &mut Tx,
     user_id: Option<UserId>,
+    actor: AuditActor,
     kind: SecurityEventKind,
     client: &ClientInfo,
     detail: serde_json::Value,
@@ -80,12 +132,20 @@ pub(crate) async fn record(
                     .as_deref()
                     .map(|ua| ua.chars().take(256).collect::<String>())
                     .into(),
-                detail.into(),
+                detail.clone().into(),
                 tenantry_core::now().into(),
             ]),
     )
     .await?;
-    Ok(())
+    let entry = Entry {
+        action: kind.action(),
+        target_type: "user",
+        target_id: user_id.map(|u| u.to_string()),
+        outcome: kind.outcome(),
+        summary: detail,
+    };
+    let chain = user_id.map_or(Chain::Platform, Chain::User);
+    tenantry_audit::record_in(tx, chain, actor, client, entry).await
 }
 
 /// A security event as its user sees it.

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::TimeDelta;
 use sea_query::{Expr, ExprTrait, Query};
+use serde_json::json;
+use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{
-    Email, Password, PersonName, SessionId, UserId, config::Config, crypto::MasterKey,
+    Email, Origin, Password, PersonName, SessionId, UserId, config::Config, crypto::MasterKey,
 };
 use tenantry_db::{Db, FromRow, Tx};
 use tenantry_notify::Mailer;
@@ -15,6 +17,7 @@ use crate::{
     IdentityError, KeyRing, PasswordHasher, User, UserStatus,
     keys::{self, Rotation},
     oidc::{ExternalProviders, peek_issuer},
+    security::audit,
     tokens::{self, Refusal, TokenSettings, VerifiedAccess},
 };
 
@@ -232,11 +235,32 @@ impl Identity {
             .ok_or(IdentityError::UserNotFound)
     }
 
+    /// Records a sign-up (`user.registered`) in `tx`; callers that insert an account with
+    /// [`Identity::insert_user`] for a sign-up call it in the same transaction, before the
+    /// transaction enters a tenant.
+    pub async fn record_registration(
+        tx: &mut Tx,
+        user: &User,
+        client: &ClientInfo,
+    ) -> Result<(), IdentityError> {
+        audit(
+            tx,
+            user.id,
+            AuditActor::User(user.id),
+            client,
+            Entry::new("user.registered", "user", user.id)
+                .with_summary(json!({ "email": user.email })),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Creates an account (without a tenant).
-    pub async fn register(&self, new: NewUser) -> Result<User, IdentityError> {
+    pub async fn register(&self, new: NewUser, client: &ClientInfo) -> Result<User, IdentityError> {
         let hash = self.hash_password(&new.password).await?;
         let mut tx = self.db.begin_write().await?;
         let user = Self::insert_user(&mut tx, &new, hash, false).await?;
+        Self::record_registration(&mut tx, &user, client).await?;
         self.queue_verification(&mut tx, &user).await?;
         tx.commit().await?;
         self.mailer.wake();
@@ -309,28 +333,42 @@ impl Identity {
             .await?)
     }
 
+    /// Changes the caller's own profile (`user.updated`; the summary holds the new values).
     pub async fn update_profile(
         &self,
         id: UserId,
         change: ProfileChange,
+        client: &ClientInfo,
     ) -> Result<User, IdentityError> {
         let mut update = Query::update();
         update
             .table("users")
             .value("updated_at", tenantry_core::now())
             .and_where(Expr::col("id").eq(id));
+        let mut summary = serde_json::Map::new();
         if let Some(first) = change.first_name {
+            summary.insert("first_name".into(), first.as_str().into());
             update.value("first_name", first.into_inner());
         }
         if let Some(last) = change.last_name {
+            summary.insert("last_name".into(), last.as_str().into());
             update.value("last_name", last.into_inner());
         }
         if let Some(preferences) = change.preferences {
+            summary.insert("preferences".into(), preferences.clone());
             update.value("preferences", preferences);
         }
         let mut tx = self.db.begin_write().await?;
         tx.execute(&update).await?;
         let user = Self::user_in(&mut tx, id).await?;
+        audit(
+            &mut tx,
+            id,
+            AuditActor::User(id),
+            client,
+            Entry::new("user.updated", "user", id).with_summary(summary.into()),
+        )
+        .await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -353,6 +391,14 @@ impl Identity {
             )
             .await?;
             let user = Self::user_in(&mut tx, existing.id).await?;
+            audit(
+                &mut tx,
+                user.id,
+                AuditActor::System,
+                &Origin::NONE,
+                Entry::new("user.platform_admin_granted", "user", user.id),
+            )
+            .await?;
             tx.commit().await?;
             return Ok((user, false));
         }
@@ -365,6 +411,15 @@ impl Identity {
         };
         let mut tx = self.db.begin_write().await?;
         let user = Self::insert_user(&mut tx, &new, hash, true).await?;
+        audit(
+            &mut tx,
+            user.id,
+            AuditActor::System,
+            &Origin::NONE,
+            Entry::new("user.created", "user", user.id)
+                .with_summary(json!({ "email": user.email, "platform_admin": true })),
+        )
+        .await?;
         tx.commit().await?;
         Ok((user, true))
     }

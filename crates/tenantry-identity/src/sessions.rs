@@ -2,12 +2,15 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_query::{Expr, ExprTrait, Order, Query};
+use serde_json::json;
+use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{Page, PageRequest, SessionId, UserId};
 use tenantry_db::{DbError, FromRow, Row, Tx};
 
 use crate::{
     ClientInfo, Identity, IdentityError, SessionView, TokenPair, UserStatus,
     model::SessionRow,
+    security::audit,
     tokens::{self, digest},
 };
 
@@ -94,11 +97,13 @@ pub(crate) async fn revoke_all(
 }
 
 impl Identity {
+    /// Opens a session signed in by `method` (`password`, `guest`), with its audit record.
     pub(crate) async fn open_session(
         &self,
         user_id: UserId,
         client: &ClientInfo,
         ttl_secs: i64,
+        method: &'static str,
     ) -> Result<TokenPair, IdentityError> {
         let now = tenantry_core::now();
         let expires_at = now + TimeDelta::seconds(ttl_secs);
@@ -132,6 +137,15 @@ impl Identity {
         )
         .await?;
         let refresh_token = insert_refresh_token(&mut tx, session_id, expires_at).await?;
+        audit(
+            &mut tx,
+            user_id,
+            AuditActor::User(user_id),
+            client,
+            Entry::new("session.created", "session", session_id)
+                .with_summary(json!({ "method": method, "expires_at": expires_at })),
+        )
+        .await?;
         tx.commit().await?;
         self.token_pair(user_id, session_id, refresh_token)
     }
@@ -242,6 +256,15 @@ impl Identity {
         )
         .await?;
         let refresh_token = insert_refresh_token(&mut tx, found.session_id, expires_at).await?;
+        audit(
+            &mut tx,
+            found.user_id,
+            AuditActor::User(found.user_id),
+            client,
+            Entry::new("session.refreshed", "session", found.session_id)
+                .with_summary(json!({ "expires_at": expires_at })),
+        )
+        .await?;
         tx.commit().await?;
         self.token_pair(found.user_id, found.session_id, refresh_token)
     }
@@ -257,9 +280,10 @@ impl Identity {
         crate::security::record(
             &mut tx,
             Some(user_id),
+            AuditActor::Anonymous,
             crate::SecurityEventKind::RefreshTokenReused,
             client,
-            serde_json::json!({ "session_id": session_id }),
+            json!({ "session_id": session_id }),
         )
         .await?;
         tx.commit().await?;
@@ -271,10 +295,25 @@ impl Identity {
         Ok(())
     }
 
-    /// Ends a session: its access and refresh tokens stop working at once.
-    pub async fn logout(&self, session_id: SessionId) -> Result<(), IdentityError> {
+    /// Ends `user_id`'s session: its access and refresh tokens stop working at once.
+    pub async fn logout(
+        &self,
+        user_id: UserId,
+        session_id: SessionId,
+        client: &ClientInfo,
+    ) -> Result<(), IdentityError> {
         let mut tx = self.db.begin_write().await?;
-        revoke(&mut tx, session_id, "logout").await?;
+        if revoke(&mut tx, session_id, "logout").await? == 1 {
+            audit(
+                &mut tx,
+                user_id,
+                AuditActor::User(user_id),
+                client,
+                Entry::new("session.revoked", "session", session_id)
+                    .with_summary(json!({ "reason": "logout" })),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -317,6 +356,7 @@ impl Identity {
         &self,
         user_id: UserId,
         session_id: SessionId,
+        client: &ClientInfo,
     ) -> Result<(), IdentityError> {
         let mut tx = self.db.begin_write().await?;
         let revoked = tx
@@ -330,10 +370,19 @@ impl Identity {
                     .and_where(Expr::col("revoked_at").is_null()),
             )
             .await?;
-        tx.commit().await?;
         if revoked == 0 {
             return Err(IdentityError::SessionNotFound);
         }
+        audit(
+            &mut tx,
+            user_id,
+            AuditActor::User(user_id),
+            client,
+            Entry::new("session.revoked", "session", session_id)
+                .with_summary(json!({ "reason": "revoked_by_user" })),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -21,7 +21,9 @@ pub async fn register(
     for attempt in 0..SLUG_ATTEMPTS {
         let mut tx = identity.db().begin_write().await?;
         let user = Identity::insert_user(&mut tx, &new, hash.clone(), false).await?;
-        // Before the tenant: creating it switches this transaction to the tenant role.
+        // Before the tenant: creating it switches this transaction to the tenant role (which
+        // may write only that tenant's rows, not mail or the account's audit chain).
+        Identity::record_registration(&mut tx, &user, origin).await?;
         identity.queue_verification(&mut tx, &user).await?;
         let tenant = match (&tenant_name, &base) {
             (Some(name), Some(base)) => {

@@ -355,3 +355,111 @@ fn rotate_keys_makes_a_new_signer_and_keeps_the_old_key_published() {
     assert_eq!(published_kids(&addr).len(), 3);
     stop(server);
 }
+
+/// Writes records through the CLI and the audit service, verifies them, tampers with the
+/// table as someone with direct database access would, and verifies again.
+async fn verify_audit_detects_tampering(env: &Env) {
+    let empty = env.run(&["admin", "verify-audit"]);
+    assert!(
+        !empty.status.success(),
+        "an unmigrated database is an error"
+    );
+    let created = env.run(&[
+        "admin",
+        "create-superuser",
+        "--email",
+        "root@example.com",
+        "--password",
+        "correct horse battery",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let user = stderr(&created)
+        .lines()
+        .find_map(|l| l.strip_prefix("created platform administrator root@example.com ("))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no user id in: {}", stderr(&created)))
+        .to_owned();
+    for _ in 0..2 {
+        let rotated = env.run(&["admin", "rotate-keys"]);
+        assert!(rotated.status.success(), "{}", stderr(&rotated));
+    }
+    let url = env.database_url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            env.dir.path().join("data/tenantry.db").display()
+        )
+    });
+    let db = tenantry_db::Db::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    let tenant = tenantry_core::TenantId::new();
+    let mut tx = db
+        .begin_admin(&tenantry_db::AdminScope::for_housekeeping())
+        .await
+        .unwrap();
+    for name in ["a", "b", "c"] {
+        tenantry_audit::record_in(
+            &mut tx,
+            tenantry_audit::Chain::Tenant(tenant),
+            tenantry_audit::AuditActor::System,
+            &tenantry_core::Origin::NONE,
+            tenantry_audit::Entry::new("project.created", "project", name)
+                .with_summary(serde_json::json!({ "name": name })),
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let intact = env.run(&["admin", "verify-audit"]);
+    let text = stderr(&intact);
+    assert!(intact.status.success(), "{text}");
+    assert!(text.contains("verified 3 chain(s), 6 record(s)"), "{text}");
+    assert!(text.contains("every chain is intact"), "{text}");
+
+    if env.database_url.is_none() {
+        db.execute_script(
+            "DROP TRIGGER audit_logs_append_only_update;
+             DROP TRIGGER audit_logs_append_only_delete;",
+        )
+        .await
+        .unwrap();
+    }
+    db.execute_script(&format!(
+        "UPDATE audit_logs SET summary = '{{\"email\":\"evil@example.com\"}}'
+            WHERE chain_id = '{user}' AND seq = 1;
+         DELETE FROM audit_logs WHERE chain_id = '{tenant}' AND seq = 2;"
+    ))
+    .await
+    .unwrap();
+    let broken = env.run(&["admin", "verify-audit"]);
+    let text = stderr(&broken);
+    assert_eq!(broken.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "BROKEN chain {user} (user {user}) at seq 1: the record's content does not match its hash"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "BROKEN chain {tenant} (tenant {tenant}) at seq 3: a record is missing or out of sequence"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("2 of 3 audit chain(s) broken"), "{text}");
+    assert!(!text.contains("(platform)"), "{text}");
+}
+
+#[tokio::test]
+async fn verify_audit_detects_tampering_on_sqlite() {
+    verify_audit_detects_tampering(&Env::sqlite()).await;
+}
+
+#[tokio::test]
+async fn verify_audit_detects_tampering_on_postgres() {
+    let Some(env) = Env::postgres("cli_verify_audit").await else {
+        return;
+    };
+    verify_audit_detects_tampering(&env).await;
+}

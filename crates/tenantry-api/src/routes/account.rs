@@ -75,8 +75,12 @@ pub async fn change_password(
 pub async fn resend_verification(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    Client(client): Client,
 ) -> Result<StatusCode, Problem> {
-    state.identity.resend_verification(caller.user.id).await?;
+    state
+        .identity
+        .resend_verification(caller.user.id, &client)
+        .await?;
     Ok(StatusCode::ACCEPTED)
 }
 

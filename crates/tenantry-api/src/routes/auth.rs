@@ -231,6 +231,7 @@ pub async fn refresh(
 pub async fn logout(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    Client(client): Client,
 ) -> Result<StatusCode, Problem> {
     let Some(session_id) = caller.session_id() else {
         return Err(Problem::conflict().with_detail(
@@ -238,7 +239,10 @@ pub async fn logout(
              here to end; sign out at the provider",
         ));
     };
-    state.identity.logout(session_id).await?;
+    state
+        .identity
+        .logout(caller.user.id, session_id, &client)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -36,8 +36,9 @@ pub struct TotpEnrollResponse {
 pub async fn enroll(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    Client(client): Client,
 ) -> Result<impl IntoResponse, Problem> {
-    let enrollment = state.identity.totp_enroll(&caller.user).await?;
+    let enrollment = state.identity.totp_enroll(&caller.user, &client).await?;
     Ok((
         StatusCode::CREATED,
         Json(TotpEnrollResponse {

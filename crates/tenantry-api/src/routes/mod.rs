@@ -18,6 +18,7 @@ pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'d
 
 pub mod account;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod invitations;
 pub mod members;

@@ -15,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    extract::{Caller, Json, Query, parse_id},
+    extract::{Caller, Client, Json, Query, parse_id},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -76,6 +76,7 @@ fn profile_change(
 pub async fn patch_me(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    Client(client): Client,
     Json(body): Json<PatchMe>,
 ) -> Result<Json<UserView>, Problem> {
     let change = profile_change(
@@ -85,7 +86,7 @@ pub async fn patch_me(
     )?;
     let user = state
         .identity
-        .update_profile(caller.user.id, change)
+        .update_profile(caller.user.id, change, &client)
         .await?;
     Ok(Json(UserView::from(&user)))
 }
@@ -97,13 +98,14 @@ pub async fn patch_me(
 pub async fn put_me(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    Client(client): Client,
     Json(body): Json<PutMe>,
 ) -> Result<Json<UserView>, Problem> {
     let preferences = Some(body.preferences.unwrap_or_else(|| serde_json::json!({})));
     let change = profile_change(Some(&body.first_name), Some(&body.last_name), preferences)?;
     let user = state
         .identity
-        .update_profile(caller.user.id, change)
+        .update_profile(caller.user.id, change, &client)
         .await?;
     Ok(Json(UserView::from(&user)))
 }
@@ -150,12 +152,13 @@ pub async fn my_sessions(
 pub async fn revoke_session(
     State(state): State<AppState>,
     Caller(caller): Caller,
+    Client(client): Client,
     Path(session_id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let session_id: SessionId = parse_id(&session_id)?;
     state
         .identity
-        .revoke_session(caller.user.id, session_id)
+        .revoke_session(caller.user.id, session_id, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,7 @@ mod helpers;
 
 mod abuse;
 mod api_keys;
+mod audit;
 mod auth;
 mod invitations;
 mod isolation;

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_query::{Expr, ExprTrait, Query};
 use serde_json::json;
-use tenantry_core::UserId;
+use tenantry_audit::{AuditActor, Entry};
+use tenantry_core::{Origin, UserId};
 use tenantry_db::{DbError, FromRow, Row, Tx};
 
 use super::{ExternalClaims, Provider};
 use crate::{
-    Authenticated, ClientInfo, Credential, Identity, IdentityError, User, UserStatus,
-    security::{SecurityEventKind, record},
+    Authenticated, Credential, Identity, IdentityError, User, UserStatus,
+    security::{SecurityEventKind, audit, record},
     service::{UserRow, insert_user_row},
 };
 
@@ -157,8 +158,9 @@ impl Identity {
                 record(
                     &mut tx,
                     Some(holder.id),
+                    AuditActor::User(holder.id),
                     SecurityEventKind::ExternalIdentityLinked,
-                    &ClientInfo::default(),
+                    &Origin::NONE,
                     json!({ "issuer": issuer, "subject": claims.subject }),
                 )
                 .await?;
@@ -166,8 +168,8 @@ impl Identity {
                 holder.id
             }
             // The address belongs to someone else: the new account goes without it.
-            Some(_) => insert_user(&mut tx, claims, None, now).await?,
-            None => insert_user(&mut tx, claims, claims.email.as_deref(), now).await?,
+            Some(_) => insert_user(&mut tx, claims, None, issuer, now).await?,
+            None => insert_user(&mut tx, claims, claims.email.as_deref(), issuer, now).await?,
         };
         tx.execute(
             Query::insert()
@@ -206,6 +208,7 @@ async fn insert_user(
     tx: &mut Tx,
     claims: &ExternalClaims,
     email: Option<&str>,
+    issuer: &str,
     now: DateTime<Utc>,
 ) -> Result<UserId, DbError> {
     let row = UserRow {
@@ -216,6 +219,15 @@ async fn insert_user(
         ..UserRow::default()
     };
     let id = insert_user_row(tx, row, now).await?;
+    audit(
+        tx,
+        id,
+        AuditActor::User(id),
+        &Origin::NONE,
+        Entry::new("user.created", "user", id)
+            .with_summary(json!({ "issuer": issuer, "email": email })),
+    )
+    .await?;
     tracing::info!(user_id = %id, "user created for an external identity");
     Ok(id)
 }
