@@ -155,6 +155,10 @@ impl FromRequestParts<AppState> for TenantCtx {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        // Resolved (and rate-limited) already by the idempotency middleware.
+        if let Some(ctx) = parts.extensions.get::<TenantCtx>() {
+            return Ok(ctx.clone());
+        }
         let caller = Caller::from_request_parts(parts, state).await?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
@@ -175,6 +179,7 @@ impl FromRequestParts<AppState> for TenantCtx {
         )
         .await
         .map_err(Problem::from)?;
+        state.limits.check_scope(&scope)?;
         Ok(Self { caller, scope })
     }
 }

@@ -6,12 +6,14 @@ mod helpers;
 
 mod abuse;
 mod auth;
+mod idempotency;
 mod isolation;
 mod members;
 mod mfa;
 mod oidc;
 mod ops;
 mod projects;
+mod rate_limits;
 mod recovery;
 mod rls;
 mod rotation;
