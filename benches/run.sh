@@ -8,6 +8,8 @@
 #   BENCH_BACKENDS=sqlite bash benches/run.sh
 #   BENCH_PROJECTS=20000 BENCH_DURATION=10 bash benches/run.sh   # a quicker run
 #   BENCH_SCENARIOS=login,refresh bash benches/run.sh              # some scenarios only
+#   BENCH_TENANT_PER_SECOND=200 BENCH_SCENARIOS=noisy_neighbour bash benches/run.sh
+#                                       # per-tenant limit on (off by default, like the per-IP ones)
 # Binaries are taken from $CARGO_TARGET_DIR when it is set (default ./target).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -37,6 +39,8 @@ run_backend() { # <label> [database url]
         TENANTRY_AUTH__ACCESS_TOKEN_TTL_SECS=7200 TENANTRY_DATABASE__MAX_CONNECTIONS=32 \
         TENANTRY_RATE_LIMITS__LOGIN_PER_MINUTE=0 TENANTRY_RATE_LIMITS__REGISTER_PER_HOUR=0 \
         TENANTRY_RATE_LIMITS__TOKEN_PER_MINUTE=0 \
+        TENANTRY_RATE_LIMITS__TENANT_PER_SECOND="${BENCH_TENANT_PER_SECOND:-0}" \
+        TENANTRY_RATE_LIMITS__API_KEY_PER_SECOND=0 \
         ${url:+TENANTRY_DATABASE_URL="$url"} "$BIN/tenantry" >"$data/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do

@@ -3,7 +3,7 @@
 //!
 //! Usage: tenantry-bench --url http://127.0.0.1:4999 --pid <server pid> --label sqlite
 //!        [--tenants 50] [--users 20] [--projects 100000] [--duration 15] [--connections 64]
-//!        [--scenarios me,read,list,create,login,refresh,me_under_login]
+//!        [--scenarios me,read,list,create,login,refresh,me_under_login,noisy_neighbour]
 //! Normally run through `benches/run.sh`.
 #![allow(clippy::print_stdout)]
 
@@ -19,6 +19,10 @@ const PASSWORD: &str = "load test password 1";
 const WRK_THREADS: usize = 2;
 /// Connections of the login storm in `me_under_login`.
 const LOGIN_STORM: usize = 200;
+/// Connections flooding tenant A in `noisy_neighbour`.
+const NOISY_FLOOD: usize = 256;
+/// Connections measuring tenant B in `noisy_neighbour` (a modest, latency-sensitive client).
+const NOISY_QUIET: usize = 8;
 
 #[derive(Clone)]
 struct Args {
@@ -68,7 +72,7 @@ fn parse_args() -> anyhow::Result<Args> {
         scenarios: map
             .get("scenarios")
             .map_or(
-                "me,read,list,create,login,refresh,me_under_login",
+                "me,read,list,create,login,refresh,me_under_login,noisy_neighbour",
                 String::as_str,
             )
             .split(',')
@@ -95,18 +99,31 @@ struct Client {
 }
 
 impl Client {
+    /// POSTs `body`; a 429 (per-tenant limit on) is retried after its `Retry-After`.
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
-        let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
+        for _ in 0..120 {
+            let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            let resp = req.send().await?;
+            let status = resp.status();
+            if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                let wait = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .unwrap_or(1);
+                tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                continue;
+            }
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                bail!("POST {path} → {status}: {body}");
+            }
+            return Ok(body);
         }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("POST {path} → {status}: {body}");
-        }
-        Ok(body)
+        bail!("POST {path}: still rate limited after 120 attempts")
     }
 }
 
@@ -390,6 +407,34 @@ fn wrk_with(
     Ok(m)
 }
 
+/// Tenant B's project reads at a modest concurrency, first alone, then while tenant A is
+/// flooded by many connections listing its projects; prints both and returns the latter.
+/// With per-tenant limits on (`BENCH_TENANT_PER_SECOND` in run.sh) the flood is mostly 429s.
+fn noisy_neighbour(args: &Args, noisy: &PathBuf, quiet: &PathBuf) -> anyhow::Result<Measured> {
+    let measure = |seconds| wrk_with(args, "read", quiet, seconds, NOISY_QUIET);
+    measure(2)?; // warm-up
+    let alone = measure(args.duration)?;
+    println!(
+        "  (tenant B alone, {NOISY_QUIET} connections: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms)",
+        alone.rps, alone.p50, alone.p99
+    );
+    let flood = {
+        let (args, noisy) = (args.clone(), noisy.clone());
+        std::thread::spawn(move || wrk_with(&args, "list", &noisy, args.duration + 4, NOISY_FLOOD))
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let during = measure(args.duration)?;
+    let flood = flood
+        .join()
+        .map_err(|_| anyhow::anyhow!("flood panicked"))??;
+    println!(
+        "  (tenant B during the flood: p50 {:.2} ms, p99 {:.2} ms; tenant A's flood, {NOISY_FLOOD} \
+         connections: {:.0} req/s, {} non-2xx of {:.0})",
+        during.p50, during.p99, flood.rps, flood.errors, flood.requests
+    );
+    Ok(during)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
@@ -425,6 +470,19 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     std::fs::write(&data, lines)?;
+    // noisy_neighbour: the first tenant floods, the second is measured.
+    let noisy_data = std::env::temp_dir().join(format!("tenantry-bench-{run}-noisy.txt"));
+    let quiet_data = std::env::temp_dir().join(format!("tenantry-bench-{run}-quiet.txt"));
+    for (tenant, path) in tenants.iter().zip([&noisy_data, &quiet_data]) {
+        let mut lines = String::new();
+        for token in &tenant.member_tokens {
+            for _ in 0..20 {
+                let project = &tenant.projects[rng.next(tenant.projects.len())];
+                lines.push_str(&format!("{token} {} {project}\n", tenant.id));
+            }
+        }
+        std::fs::write(path, lines)?;
+    }
     let emails: Vec<String> = tenants
         .iter()
         .flat_map(|t| t.member_emails.iter().cloned())
@@ -448,6 +506,10 @@ async fn main() -> anyhow::Result<()> {
             "me_under_login",
             "GET /users/me during 200 concurrent logins",
         ),
+        (
+            "noisy_neighbour",
+            "tenant B project by id while tenant A is flooded",
+        ),
     ] {
         if !args.scenarios.iter().any(|s| s == scenario) {
             continue;
@@ -461,7 +523,13 @@ async fn main() -> anyhow::Result<()> {
         if scenario == "refresh" {
             fresh_refresh_tokens(&client, &emails, tokens, input).await?;
         }
-        if scenario != "me_under_login" {
+        if scenario == "noisy_neighbour" {
+            anyhow::ensure!(
+                tenants.len() >= 2 && !tenants[1].member_tokens.is_empty(),
+                "noisy_neighbour needs two tenants with members (--tenants 2 --users 2 at least)"
+            );
+        }
+        if scenario != "me_under_login" && scenario != "noisy_neighbour" {
             wrk(&args, scenario, input, 2)?; // warm-up
         }
         if scenario == "refresh" {
@@ -469,7 +537,9 @@ async fn main() -> anyhow::Result<()> {
             fresh_refresh_tokens(&client, &emails, tokens, input).await?;
         }
         let cpu_before = cpu_seconds(args.pid)?;
-        let m = if scenario == "me_under_login" {
+        let m = if scenario == "noisy_neighbour" {
+            noisy_neighbour(&args, &noisy_data, &quiet_data)?
+        } else if scenario == "me_under_login" {
             // A login storm (200 connections) in the background, the `me` load measured
             // meanwhile: compare its p99 with the `me` row.
             let storm = {
@@ -503,7 +573,7 @@ async fn main() -> anyhow::Result<()> {
             m.errors
         );
     }
-    for file in [&data, &login_data, &refresh_data] {
+    for file in [&data, &login_data, &refresh_data, &noisy_data, &quiet_data] {
         std::fs::remove_file(file).ok();
     }
     Ok(())

@@ -162,6 +162,10 @@ impl FromRequestParts<AppState> for TenantCtx {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        // Resolved (and rate-limited) already by the idempotency middleware.
+        if let Some(ctx) = parts.extensions.get::<TenantCtx>() {
+            return Ok(ctx.clone());
+        }
         let api_key = bearer(&parts.headers)
             .ok()
             .filter(|t| tenantry_tenancy::authz::is_api_key(t))
@@ -196,6 +200,7 @@ impl FromRequestParts<AppState> for TenantCtx {
         if let Some(key_id) = scope.actor().api_key() {
             tracing::Span::current().record("user_id", tracing::field::display(key_id));
         }
+        state.limits.check_scope(&scope)?;
         Ok(Self { caller, scope })
     }
 }

@@ -4,6 +4,7 @@
 //! binary and the integration tests both start Tenantry through it.
 
 pub mod extract;
+mod idempotency;
 mod limits;
 mod middleware;
 mod routes;
@@ -56,6 +57,7 @@ pub struct Shared {
     pub config: Config,
     pub metrics: PrometheusHandle,
     pub limits: limits::Limits,
+    pub idempotency: idempotency::Idempotency,
 }
 
 impl std::ops::Deref for AppState {
@@ -73,6 +75,7 @@ pub fn migrations() -> Vec<Migration> {
         tenantry_identity::migrations::MIGRATIONS,
         tenantry_tenancy::migrations::MIGRATIONS,
         tenantry_audit::migrations::MIGRATIONS,
+        idempotency::migrations::MIGRATIONS,
     ]
     .concat()
 }
@@ -137,9 +140,21 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::audit::router())
 }
 
+/// The API routes and their OpenAPI document (with what the middleware adds to every
+/// operation), and the POST routes that take an `Idempotency-Key`.
+fn api_parts() -> (
+    Router<AppState>,
+    utoipa::openapi::OpenApi,
+    std::collections::HashSet<String>,
+) {
+    let (api, mut openapi) = api_router().split_for_parts();
+    let idempotent = idempotency::document(&mut openapi);
+    (api, openapi, idempotent)
+}
+
 /// The OpenAPI 3.1 document, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    api_parts().1
 }
 
 /// The process-wide Prometheus recorder (installed once; several apps in one test process
@@ -199,13 +214,24 @@ fn cors(config: &Config) -> CorsLayer {
             HeaderName::from_static("idempotency-key"),
             HeaderName::from_static("x-request-id"),
         ])
-        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            idempotency::REPLAYED,
+        ])
         .max_age(Duration::from_secs(600))
 }
 
 /// Builds the complete router for `state`.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api_router().split_for_parts();
+    let (api, openapi, idempotent) = api_parts();
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        idempotency::Layer {
+            state: state.clone(),
+            routes: Arc::new(idempotent),
+        },
+        idempotency::middleware,
+    ));
     let observe = middleware::ObserveConfig {
         timeout: Duration::from_secs(state.config.http.request_timeout_secs.max(1)),
     };
@@ -254,11 +280,19 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     } else {
         migrator.ensure_current(&db).await?;
     }
-    let identity = identity(&db, &config).await?;
+    let key = MasterKey::load_or_create(&config)?;
+    let identity = identity_with_key(&db, &config, key.clone()).await?;
     bootstrap_admin(&identity, &config).await?;
+    let idempotency = idempotency::Idempotency::new(
+        db.clone(),
+        key,
+        Duration::from_secs(config.http.request_timeout_secs.max(1)),
+        Duration::from_secs(config.http.idempotency_wait_secs),
+    );
     Ok(AppState(Arc::new(Shared {
         db,
         identity,
+        idempotency,
         limits: limits::Limits::new(&config.rate_limits),
         config,
         metrics: metrics_handle()?,
@@ -267,13 +301,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
 
 /// The identity service with its data key and mailer (also used by the CLI).
 pub async fn identity(db: &Db, config: &Config) -> anyhow::Result<Identity> {
+    identity_with_key(db, config, MasterKey::load_or_create(config)?).await
+}
+
+async fn identity_with_key(db: &Db, config: &Config, key: MasterKey) -> anyhow::Result<Identity> {
     if config.secret_key.is_none() && db.backend() == tenantry_db::Backend::Postgres {
         tracing::warn!(
             "TENANTRY_SECRET_KEY is not set: using the key file under the data directory; \
              every node must use the same key, so configure it explicitly in production"
         );
     }
-    let key = MasterKey::load_or_create(config)?;
     let mailer = Mailer::new(db.clone(), config, key.clone())?;
     Identity::new(db.clone(), config, key, mailer).await
 }
@@ -313,11 +350,17 @@ async fn bootstrap_admin(identity: &Identity, config: &Config) -> anyhow::Result
     Ok(())
 }
 
-/// How often expired identity rows are pruned.
+/// Deletes idempotency keys past their 24 hours, of every tenant (housekeeping runs it
+/// hourly); returns how many.
+pub async fn prune_idempotency_keys(state: &AppState) -> Result<u64, tenantry_db::DbError> {
+    idempotency::prune(&state.db).await
+}
+
+/// How often expired identity rows and idempotency keys are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Periodic upkeep: rate-limiter keys of idle clients (every minute) and expired identity
-/// rows (hourly, first a minute after start).
+/// Periodic upkeep: rate-limiter keys of idle clients, tenants and API keys (every minute),
+/// expired identity rows and idempotency keys (hourly, first a minute after start).
 fn spawn_housekeeping(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -336,6 +379,9 @@ fn spawn_housekeeping(
                 _ = prune.tick() => {
                     if let Err(e) = state.identity.prune().await {
                         tracing::warn!(error = %e, "pruning identity rows failed");
+                    }
+                    if let Err(e) = prune_idempotency_keys(&state).await {
+                        tracing::warn!(error = %e, "pruning idempotency keys failed");
                     }
                 }
             }

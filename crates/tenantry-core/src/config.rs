@@ -97,8 +97,9 @@ impl Default for MailConfig {
     }
 }
 
-/// Per-client-IP limits of the unauthenticated identity endpoints (0 = unlimited). Failed
-/// logins are additionally throttled per account, independently of these.
+/// Per-client-IP limits of the unauthenticated identity endpoints, and per-tenant and per-API-key
+/// limits of every tenant-scoped request (0 = unlimited). Failed logins are additionally
+/// throttled per account, independently of these. All are kept in memory per node.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitConfig {
@@ -112,6 +113,15 @@ pub struct RateLimitConfig {
     pub guest_per_hour: u32,
     /// `POST /auth/verify-email` and `POST /auth/refresh` per IP per minute.
     pub token_per_minute: u32,
+    /// Requests per second to one tenant's `/tenants/{tenant_id}/…` routes, from all its
+    /// members and keys together, so one noisy tenant cannot crowd out the others.
+    pub tenant_per_second: u32,
+    /// Requests one tenant may make at once above its rate (0 = the rate).
+    pub tenant_burst: u32,
+    /// Requests per second made with one API key (within its tenant's limit).
+    pub api_key_per_second: u32,
+    /// Requests one API key may make at once above its rate (0 = the rate).
+    pub api_key_burst: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -122,6 +132,10 @@ impl Default for RateLimitConfig {
             password_reset_per_hour: 20,
             guest_per_hour: 60,
             token_per_minute: 600,
+            tenant_per_second: 100,
+            tenant_burst: 200,
+            api_key_per_second: 50,
+            api_key_burst: 100,
         }
     }
 }
@@ -371,6 +385,9 @@ pub struct HttpConfig {
     pub request_timeout_secs: u64,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// Seconds a POST waits for an earlier request with the same `Idempotency-Key` that is
+    /// still running, before answering 409 `idempotency_key_in_progress`.
+    pub idempotency_wait_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -380,6 +397,7 @@ impl Default for HttpConfig {
             cors_allowed_origins: Vec::new(),
             request_timeout_secs: 30,
             shutdown_grace_secs: 20,
+            idempotency_wait_secs: 10,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! row-level security enforces the same boundary the scope does.
 
 mod bind;
+mod effect;
 mod error;
 pub mod migrate;
 pub mod migrations;
@@ -26,6 +27,7 @@ use sea_query::{PostgresQueryBuilder, QueryStatementWriter, SqliteQueryBuilder, 
 use secrecy_free::ExposeUrl;
 use tenantry_core::{UserId, config::DatabaseConfig};
 
+pub use effect::EffectMark;
 pub use error::DbError;
 pub use row::{FromRow, Row};
 pub use scope::{

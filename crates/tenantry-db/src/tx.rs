@@ -9,6 +9,9 @@ use crate::{
 
 pub struct Tx {
     inner: Inner,
+    /// Whether a statement changed something: such a transaction commits the task's
+    /// [`crate::EffectMark`], if any, with its changes.
+    wrote: bool,
 }
 
 enum Inner {
@@ -37,12 +40,14 @@ impl Tx {
     pub(crate) fn sqlite(conn: SqliteConn) -> Self {
         Self {
             inner: Inner::Sqlite { conn, open: true },
+            wrote: false,
         }
     }
 
     pub(crate) fn pg(tx: sqlx::Transaction<'static, sqlx::Postgres>) -> Self {
         Self {
             inner: Inner::Pg(tx),
+            wrote: false,
         }
     }
 
@@ -93,15 +98,23 @@ impl Tx {
         statement: &S,
     ) -> Result<u64, DbError> {
         let (sql, values) = render(self.backend(), statement);
-        match &mut self.inner {
+        let changed = match &mut self.inner {
             Inner::Sqlite { conn, .. } => sqlite::execute(conn, &sql, &values),
             Inner::Pg(tx) => postgres::execute(tx, sql, values).await,
             Inner::Closed => Err(closed()),
-        }
+        }?;
+        self.wrote |= changed > 0;
+        Ok(changed)
     }
 
     /// Runs parameterless SQL (one or more statements). For migrations; never user input.
+    /// Counts as a write (see [`Tx::commit`]).
     pub async fn execute_script(&mut self, sql: &str) -> Result<(), DbError> {
+        self.wrote = true;
+        self.run_script(sql).await
+    }
+
+    async fn run_script(&mut self, sql: &str) -> Result<(), DbError> {
         match &mut self.inner {
             Inner::Sqlite { conn, .. } => conn.execute_batch(sql).map_err(sqlite::map_error),
             Inner::Pg(tx) => {
@@ -127,13 +140,21 @@ impl Tx {
                     crate::APP_ROLE,
                     scope.tenant_id().as_uuid()
                 );
-                self.execute_script(&sql).await
+                self.run_script(&sql).await
             }
             Inner::Closed => Err(closed()),
         }
     }
 
+    /// Commits. A transaction that changed something first runs the task's
+    /// [`crate::EffectMark`] (an idempotent request's "applied" record), so both commit or
+    /// neither does.
     pub async fn commit(mut self) -> Result<(), DbError> {
+        if self.wrote
+            && let Some(mark) = crate::EffectMark::current()
+        {
+            mark.apply(&mut self).await?;
+        }
         match &mut self.inner {
             Inner::Sqlite { conn, open } => {
                 sqlite::run_cached(conn, "COMMIT")?;

@@ -96,13 +96,17 @@ async fn start(
         ..Config::default()
     };
     config.database.max_connections = 8;
-    // Every test client shares 127.0.0.1: per-IP limits are off unless a test sets them.
+    // Every test client shares 127.0.0.1: per-IP limits are off unless a test sets them; so
+    // are the per-tenant and per-key limits, which fast loops of one test could reach.
     config.rate_limits = tenantry_core::config::RateLimitConfig {
         login_per_minute: 0,
         register_per_hour: 0,
         password_reset_per_hour: 0,
         guest_per_hour: 0,
         token_per_minute: 0,
+        tenant_per_second: 0,
+        api_key_per_second: 0,
+        ..Default::default()
     };
     configure(&mut config);
     tenantry_identity::oidc::install_tls_provider();

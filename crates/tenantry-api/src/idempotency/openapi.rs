@@ -1,0 +1,92 @@
+//! OpenAPI: the `Idempotency-Key` header on the POST operations the middleware covers, and
+//! the 429 of the per-tenant and per-API-key rate limits on tenant-scoped operations.
+
+use std::collections::HashSet;
+
+use utoipa::openapi::{
+    ContentBuilder, Header, ObjectBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type,
+    path::{Operation, ParameterBuilder, ParameterIn},
+};
+
+const KEY_DESCRIPTION: &str = "Makes the request safe to retry: the first response to this \
+    key (per tenant and caller) is stored for 24 hours and replayed to every retry, with \
+    `Idempotent-Replayed: true`; the request's effect happens once. 1–255 visible ASCII \
+    characters, e.g. a UUID. The same key with another method, path or body answers 422 \
+    `idempotency_key_reused`; a retry while the first request still runs waits for it, then \
+    answers 409 `idempotency_key_in_progress` (with `Retry-After`) if it has not finished. \
+    Responses with status 5xx are not stored when nothing took effect, so the retry runs again.";
+
+fn requires_bearer(operation: &Operation) -> bool {
+    operation.security.as_ref().is_some_and(|s| !s.is_empty())
+}
+
+fn key_parameter() -> RefOr<utoipa::openapi::path::Parameter> {
+    RefOr::T(
+        ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(KEY_DESCRIPTION))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(super::MAX_KEY_LEN)),
+            ))
+            .build(),
+    )
+}
+
+fn rate_limited() -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(
+            "Rate limited (`rate_limited`): too many requests for this tenant or with this API \
+             key; retry after `Retry-After` seconds",
+        )
+        .content(
+            tenantry_core::problem::PROBLEM_CONTENT_TYPE,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .header(
+            "Retry-After",
+            Header::new(ObjectBuilder::new().schema_type(Type::Integer)),
+        )
+        .build()
+}
+
+/// Documents the header and the 429s; returns the path templates of the POST operations
+/// that take an `Idempotency-Key` (those that require a bearer credential).
+pub fn document(openapi: &mut OpenApi) -> HashSet<String> {
+    let mut covered = HashSet::new();
+    for (path, item) in &mut openapi.paths.paths {
+        if let Some(post) = item.post.as_mut()
+            && requires_bearer(post)
+        {
+            post.parameters
+                .get_or_insert_with(Vec::new)
+                .push(key_parameter());
+            covered.insert(path.clone());
+        }
+        if path.contains("{tenant_id}") {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| RefOr::T(rate_limited()));
+            }
+        }
+    }
+    covered
+}
