@@ -22,6 +22,7 @@ use crate::{
     TenancyError,
     authz::{API_KEY_PREFIX, api_key_hash},
     model::{names, parse_names},
+    projects::project_exists,
     roles::resolve,
     tenants::require,
 };
@@ -158,19 +159,11 @@ pub async fn create_api_key(
         });
     }
     let mut tx = db.begin_tenant(scope).await?;
-    if let Some(project) = new.project_id {
-        let found: Option<uuid::Uuid> = tx
-            .fetch_optional(
-                Query::select()
-                    .column("id")
-                    .from("projects")
-                    .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
-                    .and_where(Expr::col("id").eq(project)),
-            )
-            .await?;
-        if found.is_none() || !scope.can_in_project(project, Permission::ProjectsRead) {
-            return Err(TenancyError::UnknownProject);
-        }
+    if let Some(project) = new.project_id
+        && (!project_exists(&mut tx, scope, project).await?
+            || !scope.can_in_project(project, Permission::ProjectsRead))
+    {
+        return Err(TenancyError::UnknownProject);
     }
     let (role, permissions) = match &new.grant {
         KeyGrant::Role(name) => {

@@ -24,6 +24,7 @@ use utoipa::ToSchema;
 
 use crate::{
     TenancyError,
+    projects::project_exists,
     roles::{check_grantable, resolve},
     tenants::require,
 };
@@ -105,23 +106,6 @@ fn pending(now: DateTime<Utc>) -> Condition {
         .add(Expr::col("accepted_at").is_null())
         .add(Expr::col("revoked_at").is_null())
         .add(Expr::col("expires_at").gt(now))
-}
-
-async fn project_exists(
-    tx: &mut Tx,
-    scope: &TenantScope,
-    project: ProjectId,
-) -> Result<bool, TenancyError> {
-    let found: Option<uuid::Uuid> = tx
-        .fetch_optional(
-            Query::select()
-                .column("id")
-                .from("projects")
-                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
-                .and_where(Expr::col("id").eq(project)),
-        )
-        .await?;
-    Ok(found.is_some())
 }
 
 async fn is_member(tx: &mut Tx, scope: &TenantScope, email: &Email) -> Result<bool, TenancyError> {

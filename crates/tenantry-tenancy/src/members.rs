@@ -4,9 +4,10 @@
 //! changes or removes a role that carries permissions they do not hold themselves (so an
 //! admin cannot make anyone owner, nor demote an owner).
 
+use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, LockType, Order, Query};
 use tenantry_audit::Entry;
-use tenantry_core::{Email, Page, PageRequest, Permission, SystemRole, UserId};
+use tenantry_core::{Email, Page, PageRequest, Permission, SystemRole, TenantId, UserId};
 use tenantry_db::{Backend, Db, TenantScope, Tx};
 use tenantry_identity::Identity;
 
@@ -60,6 +61,34 @@ async fn owner_count(tx: &mut Tx, scope: &TenantScope) -> Result<usize, TenancyE
     Ok(owners.len())
 }
 
+/// Inserts a membership; `AlreadyMember` when the user already belongs to the tenant.
+pub(crate) async fn insert_membership(
+    tx: &mut Tx,
+    tenant_id: TenantId,
+    user_id: UserId,
+    role: &str,
+    now: DateTime<Utc>,
+) -> Result<(), TenancyError> {
+    tx.execute(
+        Query::insert()
+            .into_table("memberships")
+            .columns(["tenant_id", "user_id", "role", "created_at", "updated_at"])
+            .values_panic([
+                tenant_id.into(),
+                user_id.into(),
+                role.into(),
+                now.into(),
+                now.into(),
+            ]),
+    )
+    .await
+    .map_err(|e| match e {
+        tenantry_db::DbError::UniqueViolation { .. } => TenancyError::AlreadyMember,
+        other => other.into(),
+    })?;
+    Ok(())
+}
+
 pub async fn list_members(
     db: &Db,
     scope: &TenantScope,
@@ -110,23 +139,7 @@ pub async fn add_member(
     let mut tx = identity.db().begin_tenant(scope).await?;
     let role = resolve(&mut tx, scope, role).await?;
     check_grantable(scope, role.permissions)?;
-    tx.execute(
-        Query::insert()
-            .into_table("memberships")
-            .columns(["tenant_id", "user_id", "role", "created_at", "updated_at"])
-            .values_panic([
-                scope.tenant_id().into(),
-                user.id.into(),
-                role.name.as_str().into(),
-                now.into(),
-                now.into(),
-            ]),
-    )
-    .await
-    .map_err(|e| match e {
-        tenantry_db::DbError::UniqueViolation { .. } => TenancyError::AlreadyMember,
-        other => other.into(),
-    })?;
+    insert_membership(&mut tx, scope.tenant_id(), user.id, &role.name, now).await?;
     let member = member_in(&mut tx, scope, user.id)
         .await?
         .ok_or(TenancyError::NotFound)?;

@@ -5,14 +5,14 @@ use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
 use serde::Serialize;
 use tenantry_audit::Entry;
-use tenantry_core::{Permission, ProjectId, UserId};
+use tenantry_core::{Permission, ProjectId, TenantId, UserId};
 use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
 use utoipa::ToSchema;
 
 use crate::{
     TenancyError,
     members::member_in,
-    projects::require_in_project,
+    projects::{project_exists, require_in_project},
     roles::{check_grantable, resolve},
     tenants::require,
 };
@@ -80,21 +80,42 @@ fn query(scope: &TenantScope, project: ProjectId) -> sea_query::SelectStatement 
     q
 }
 
-async fn project_exists(
+/// Sets a member's role in a project, replacing an earlier one.
+pub(crate) async fn upsert_project_role(
     tx: &mut Tx,
-    scope: &TenantScope,
+    tenant_id: TenantId,
     project: ProjectId,
-) -> Result<bool, TenancyError> {
-    let found: Option<uuid::Uuid> = tx
-        .fetch_optional(
-            Query::select()
-                .column("id")
-                .from("projects")
-                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
-                .and_where(Expr::col("id").eq(project)),
-        )
-        .await?;
-    Ok(found.is_some())
+    user_id: UserId,
+    role: &str,
+    now: DateTime<Utc>,
+) -> Result<(), TenancyError> {
+    tx.execute(
+        Query::insert()
+            .into_table("project_members")
+            .columns([
+                "tenant_id",
+                "project_id",
+                "user_id",
+                "role",
+                "created_at",
+                "updated_at",
+            ])
+            .values_panic([
+                tenant_id.into(),
+                project.into(),
+                user_id.into(),
+                role.into(),
+                now.into(),
+                now.into(),
+            ])
+            .on_conflict(
+                OnConflict::columns(["tenant_id", "project_id", "user_id"])
+                    .update_columns(["role", "updated_at"])
+                    .to_owned(),
+            ),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The project's assignments (`members:read` and read access to the project).
@@ -141,30 +162,13 @@ pub async fn assign_project_role(
         resolve(&mut tx, scope, &member.role).await?.permissions,
     )?;
     let now = tenantry_core::now();
-    tx.execute(
-        Query::insert()
-            .into_table("project_members")
-            .columns([
-                "tenant_id",
-                "project_id",
-                "user_id",
-                "role",
-                "created_at",
-                "updated_at",
-            ])
-            .values_panic([
-                scope.tenant_id().into(),
-                project.into(),
-                user_id.into(),
-                role.name.as_str().into(),
-                now.into(),
-                now.into(),
-            ])
-            .on_conflict(
-                OnConflict::columns(["tenant_id", "project_id", "user_id"])
-                    .update_columns(["role", "updated_at"])
-                    .to_owned(),
-            ),
+    upsert_project_role(
+        &mut tx,
+        scope.tenant_id(),
+        project,
+        user_id,
+        &role.name,
+        now,
     )
     .await?;
     let mut q = query(scope, project);

@@ -81,6 +81,24 @@ fn project_query(scope: &TenantScope, id: ProjectId) -> sea_query::SelectStateme
     q
 }
 
+/// Whether `project` is a project of the scope's tenant (for request fields that name one).
+pub(crate) async fn project_exists(
+    tx: &mut Tx,
+    scope: &TenantScope,
+    project: ProjectId,
+) -> Result<bool, TenancyError> {
+    let found: Option<uuid::Uuid> = tx
+        .fetch_optional(
+            Query::select()
+                .column("id")
+                .from("projects")
+                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+                .and_where(Expr::col("id").eq(project)),
+        )
+        .await?;
+    Ok(found.is_some())
+}
+
 async fn fetch(
     tx: &mut Tx,
     scope: &TenantScope,

@@ -9,7 +9,8 @@ use tenantry_core::{
 use tenantry_db::{Db, TenantScope, Tx, UserScope};
 
 use crate::{
-    TenancyError, Tenant, TenantMembership, authz::scope_for_new_tenant, model::TenantStatus,
+    TenancyError, Tenant, TenantMembership, authz::scope_for_new_tenant,
+    members::insert_membership, model::TenantStatus,
 };
 
 /// How many numbered variants of a derived slug are tried before giving up.
@@ -73,19 +74,7 @@ pub async fn create_tenant_in(
             e.into()
         }
     })?;
-    tx.execute(
-        Query::insert()
-            .into_table("memberships")
-            .columns(["tenant_id", "user_id", "role", "created_at", "updated_at"])
-            .values_panic([
-                id.into(),
-                creator.into(),
-                SystemRole::Owner.as_str().into(),
-                now.into(),
-                now.into(),
-            ]),
-    )
-    .await?;
+    insert_membership(tx, id, creator, SystemRole::Owner.as_str(), now).await?;
     let tenant = fetch(tx, id).await?.ok_or(TenancyError::NotFound)?;
     tenantry_audit::record(
         tx,

@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 
 use super::{Invitation, full_name, pending};
 use crate::{
-    TenancyError, TenantMembership, authz::scope_for_invitation, model::TenantStatus, tenants,
+    TenancyError, TenantMembership, authz::scope_for_invitation, members::insert_membership,
+    model::TenantStatus, project_members::upsert_project_role, tenants,
 };
 
 /// Length of a token from `tenantry_identity::new_link_token` (32 bytes, base64url).
@@ -224,43 +225,15 @@ async fn add_member_from(
     user_id: UserId,
     now: DateTime<Utc>,
 ) -> Result<(), TenancyError> {
-    tx.execute(
-        Query::insert()
-            .into_table("memberships")
-            .columns(["tenant_id", "user_id", "role", "created_at", "updated_at"])
-            .values_panic([
-                scope.tenant_id().into(),
-                user_id.into(),
-                invitation.role.as_str().into(),
-                now.into(),
-                now.into(),
-            ]),
-    )
-    .await
-    .map_err(|e| match e {
-        DbError::UniqueViolation { .. } => TenancyError::AlreadyMember,
-        other => other.into(),
-    })?;
+    insert_membership(tx, scope.tenant_id(), user_id, &invitation.role, now).await?;
     if let Some(project) = invitation.project_id {
-        tx.execute(
-            Query::insert()
-                .into_table("project_members")
-                .columns([
-                    "tenant_id",
-                    "project_id",
-                    "user_id",
-                    "role",
-                    "created_at",
-                    "updated_at",
-                ])
-                .values_panic([
-                    scope.tenant_id().into(),
-                    project.into(),
-                    user_id.into(),
-                    invitation.role.as_str().into(),
-                    now.into(),
-                    now.into(),
-                ]),
+        upsert_project_role(
+            tx,
+            scope.tenant_id(),
+            project,
+            user_id,
+            &invitation.role,
+            now,
         )
         .await?;
     }
