@@ -92,6 +92,16 @@ async fn keys_are_shown_once_stored_hashed_and_work_as_bearer(app: TestApp) {
         !dump.contains(&key[4..]),
         "the secret is stored in plain text"
     );
+    // No credentials; an outsider sees no such tenant.
+    app.get(&format!("/api/v1/tenants/{t}/api-keys"), None)
+        .await
+        .assert(401);
+    app.get(
+        &format!("/api/v1/tenants/{t}/api-keys"),
+        Some(&w.outsider.token),
+    )
+    .await
+    .assert(404);
     // Members and viewers cannot create keys.
     for user in [&w.member, &w.viewer] {
         app.post(
