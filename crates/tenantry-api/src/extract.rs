@@ -12,7 +12,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 use tenantry_core::{Problem, TenantId};
-use tenantry_db::TenantScope;
+use tenantry_db::{AdminScope, TenantScope};
 use tenantry_identity::{Authenticated, ClientInfo};
 
 use crate::AppState;
@@ -175,6 +175,27 @@ impl FromRequestParts<AppState> for TenantCtx {
         )
         .await
         .map_err(Problem::from)?;
+        Ok(Self { caller, scope })
+    }
+}
+
+/// A platform administrator's scope (`/api/v1/admin/…`): anonymous → 401, anyone but an
+/// active platform administrator → 403 `platform_admin_required`.
+#[derive(Debug, Clone)]
+pub struct AdminCtx {
+    pub caller: Caller,
+    pub scope: AdminScope,
+}
+
+impl FromRequestParts<AppState> for AdminCtx {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let Client(origin) = Client::from_request_parts(parts, state).await?;
+        let scope =
+            tenantry_tenancy::authz::authorize_admin(&caller.0.user, std::sync::Arc::new(origin))
+                .map_err(Problem::from)?;
         Ok(Self { caller, scope })
     }
 }

@@ -92,6 +92,7 @@ pub fn migrations() -> Vec<Migration> {
         (name = "identity", description = "Accounts, sessions and tokens"),
         (name = "tenancy", description = "Tenants, members, roles and projects"),
         (name = "operations", description = "Health, readiness, metrics and keys"),
+        (name = "admin", description = "Platform administration (platform administrators only)"),
     ),
 )]
 struct ApiDoc;
@@ -129,6 +130,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::tenants::router())
         .merge(routes::members::router())
         .merge(routes::projects::router())
+        .merge(routes::settings::router())
+        .merge(routes::admin::router())
 }
 
 /// The OpenAPI 3.1 document, generated from the handlers.
@@ -307,11 +310,21 @@ async fn bootstrap_admin(identity: &Identity, config: &Config) -> anyhow::Result
     Ok(())
 }
 
-/// How often expired identity rows are pruned.
+/// How often expired identity rows are pruned and deleted tenants purged.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Periodic upkeep: rate-limiter keys of idle clients (every minute) and expired identity
-/// rows (hourly, first a minute after start).
+/// Purges tenants soft-deleted longer ago than `tenancy.deleted_retention_days`.
+async fn purge_deleted_tenants(state: &AppState) {
+    let days = i64::from(state.config.tenancy.deleted_retention_days);
+    let retention = chrono::TimeDelta::days(days);
+    let scope = tenantry_db::AdminScope::for_housekeeping();
+    if let Err(e) = tenantry_tenancy::purge_deleted_tenants(&state.db, &scope, retention).await {
+        tracing::warn!(error = %e, "purging deleted tenants failed");
+    }
+}
+
+/// Periodic upkeep: rate-limiter keys of idle clients (every minute), expired identity rows
+/// and tenants past their deletion window (hourly, first a minute after start).
 fn spawn_housekeeping(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -331,6 +344,7 @@ fn spawn_housekeeping(
                     if let Err(e) = state.identity.prune().await {
                         tracing::warn!(error = %e, "pruning identity rows failed");
                     }
+                    purge_deleted_tenants(&state).await;
                 }
             }
         }

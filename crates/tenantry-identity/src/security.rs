@@ -28,6 +28,8 @@ pub enum SecurityEventKind {
     MfaDisabled,
     RecoveryCodeUsed,
     ExternalIdentityLinked,
+    AccountDisabled,
+    AccountEnabled,
 }
 
 impl SecurityEventKind {
@@ -45,6 +47,8 @@ impl SecurityEventKind {
             Self::MfaDisabled => "mfa_disabled",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::ExternalIdentityLinked => "external_identity_linked",
+            Self::AccountDisabled => "account_disabled",
+            Self::AccountEnabled => "account_enabled",
         }
     }
 }
@@ -94,7 +98,8 @@ pub struct SecurityEvent {
     pub id: Uuid,
     /// `login_failed`, `login_locked`, `mfa_failed`, `refresh_token_reused`,
     /// `password_changed`, `password_reset`, `password_reset_requested`, `email_verified`,
-    /// `mfa_enabled`, `mfa_disabled`, `recovery_code_used`, `external_identity_linked`.
+    /// `mfa_enabled`, `mfa_disabled`, `recovery_code_used`, `external_identity_linked`,
+    /// `account_disabled`, `account_enabled` (by a platform administrator).
     pub kind: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,

@@ -1,12 +1,15 @@
 //! Tenancy: tenants, memberships, roles, projects — and the authorization layer that issues
 //! [`tenantry_db::TenantScope`]s.
 
+pub mod admin;
 pub mod authz;
 mod error;
 mod members;
 pub mod migrations;
 mod model;
 mod projects;
+mod purge;
+pub mod settings;
 mod signup;
 mod tenants;
 
@@ -21,6 +24,8 @@ pub use projects::{
     NewProject, ProjectChange, ProjectFilter, create_project, delete_project, get_project,
     list_projects, update_project,
 };
+pub use purge::{Purged, purge_deleted_tenants};
+pub use settings::{TenantSettings, TenantSettingsPatch, get_settings, update_settings};
 pub use signup::register;
 pub use tenants::{
     NewTenant, TenantChange, create_tenant, delete_tenant, get_tenant, list_my_tenants,

@@ -10,11 +10,13 @@ macro_rules! redacted_debug {
 }
 
 pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod members;
 pub mod mfa;
 pub mod ops;
 pub mod projects;
 pub mod recovery;
+pub mod settings;
 pub mod tenants;
 pub mod users;

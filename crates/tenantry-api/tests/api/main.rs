@@ -5,6 +5,8 @@
 mod helpers;
 
 mod abuse;
+mod admin;
+mod admin_users;
 mod auth;
 mod isolation;
 mod members;
@@ -12,9 +14,11 @@ mod mfa;
 mod oidc;
 mod ops;
 mod projects;
+mod purge;
 mod recovery;
 mod rls;
 mod rotation;
+mod settings;
 mod sweep;
 mod tenants;
 mod tokens;
