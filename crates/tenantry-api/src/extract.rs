@@ -12,7 +12,7 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 use tenantry_core::{Problem, TenantId};
-use tenantry_db::{AdminScope, TenantScope};
+use tenantry_db::TenantScope;
 use tenantry_identity::{Authenticated, ClientInfo};
 
 use crate::AppState;
@@ -179,27 +179,6 @@ impl FromRequestParts<AppState> for TenantCtx {
     }
 }
 
-/// A platform administrator's scope (`/api/v1/admin/…`): anonymous → 401, anyone but an
-/// active platform administrator → 403 `platform_admin_required`.
-#[derive(Debug, Clone)]
-pub struct AdminCtx {
-    pub caller: Caller,
-    pub scope: AdminScope,
-}
-
-impl FromRequestParts<AppState> for AdminCtx {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        let Client(origin) = Client::from_request_parts(parts, state).await?;
-        let scope =
-            tenantry_tenancy::authz::authorize_admin(&caller.0.user, std::sync::Arc::new(origin))
-                .map_err(Problem::from)?;
-        Ok(Self { caller, scope })
-    }
-}
-
 /// Request id, peer address and user agent: recorded with sessions and audit records.
 #[derive(Debug, Clone)]
 pub struct Client(pub ClientInfo);
@@ -233,4 +212,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 /// A path id that must parse; anything else is "not found".
 pub fn parse_id<T: std::str::FromStr>(raw: &str) -> Result<T, Problem> {
     raw.parse().map_err(|_| Problem::not_found())
+}
+
+/// A platform administrator's scope for `/api/v1/admin/…`; anyone else gets 403
+/// `platform_admin_required`.
+#[derive(Debug, Clone)]
+pub struct AdminCtx {
+    pub caller: Caller,
+    pub scope: tenantry_db::AdminScope,
+}
+
+impl FromRequestParts<AppState> for AdminCtx {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let Client(origin) = Client::from_request_parts(parts, state).await?;
+        let scope =
+            tenantry_tenancy::authz::authorize_admin(&caller.0.user, std::sync::Arc::new(origin))
+                .map_err(Problem::from)?;
+        Ok(Self { caller, scope })
+    }
 }

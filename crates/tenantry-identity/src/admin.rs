@@ -93,8 +93,20 @@ fn contains(text: &str) -> LikeExpr {
     LikeExpr::new(pattern).escape('\\')
 }
 
-fn audit_actor(scope: &AdminScope) -> AuditActor {
-    scope.actor().map_or(AuditActor::System, AuditActor::User)
+/// Records an administrator's change of account `id`: a security event of the account and
+/// an audit record in its chain (`user.disabled`, `user.enabled`), naming the administrator
+/// (the system for the command line) and the request's origin.
+async fn record_change(
+    tx: &mut Tx,
+    scope: &AdminScope,
+    id: UserId,
+    (kind, action): (SecurityEventKind, &'static str),
+    detail: serde_json::Value,
+) -> Result<(), DbError> {
+    record(tx, Some(id), kind, scope.origin(), detail.clone()).await?;
+    let actor = scope.actor().map_or(AuditActor::System, AuditActor::User);
+    let entry = Entry::new(action, "user", id).with_summary(detail);
+    tenantry_audit::record_in(tx, Chain::User(id), actor, scope.origin(), entry).await
 }
 
 /// The account, its row locked for the rest of the transaction on PostgreSQL.
@@ -209,22 +221,8 @@ impl Identity {
         .await?;
         let sessions = revoke_all(&mut tx, id, None, "account_disabled").await?;
         let detail = serde_json::json!({ "reason": reason, "sessions_revoked": sessions });
-        record(
-            &mut tx,
-            Some(id),
-            SecurityEventKind::AccountDisabled,
-            scope.origin(),
-            detail.clone(),
-        )
-        .await?;
-        tenantry_audit::record_in(
-            &mut tx,
-            Chain::User(id),
-            audit_actor(scope),
-            scope.origin(),
-            Entry::new("user.disabled", "user", id).with_summary(detail),
-        )
-        .await?;
+        let change = (SecurityEventKind::AccountDisabled, "user.disabled");
+        record_change(&mut tx, scope, id, change, detail).await?;
         let user = Self::user_in(&mut tx, id).await?;
         tx.commit().await?;
         tracing::info!(user_id = %id, sessions_revoked = sessions, "account disabled by an administrator");
@@ -253,22 +251,8 @@ impl Identity {
         )
         .await?;
         let detail = serde_json::json!({ "reason": reason });
-        record(
-            &mut tx,
-            Some(id),
-            SecurityEventKind::AccountEnabled,
-            scope.origin(),
-            detail.clone(),
-        )
-        .await?;
-        tenantry_audit::record_in(
-            &mut tx,
-            Chain::User(id),
-            audit_actor(scope),
-            scope.origin(),
-            Entry::new("user.enabled", "user", id).with_summary(detail),
-        )
-        .await?;
+        let change = (SecurityEventKind::AccountEnabled, "user.enabled");
+        record_change(&mut tx, scope, id, change, detail).await?;
         let user = Self::user_in(&mut tx, id).await?;
         tx.commit().await?;
         tracing::info!(user_id = %id, "account enabled by an administrator");

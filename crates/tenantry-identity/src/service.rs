@@ -338,7 +338,7 @@ impl Identity {
     /// Creates a platform administrator, or promotes the existing account with that e-mail
     /// (its password is left unchanged; a disabled account is enabled again, since an
     /// operator naming it wants a working administrator). Returns the user and whether it
-    /// was created. Audited in the account's chain as the system.
+    /// was created.
     pub async fn create_superuser(
         &self,
         email: Email,
@@ -355,11 +355,6 @@ impl Identity {
                     .and_where(Expr::col("id").eq(existing.id)),
             )
             .await?;
-            let summary = serde_json::json!({
-                "created": false,
-                "enabled": existing.status != UserStatus::Active,
-            });
-            audit_superuser(&mut tx, existing.id, summary).await?;
             let user = Self::user_in(&mut tx, existing.id).await?;
             tx.commit().await?;
             return Ok((user, false));
@@ -373,7 +368,6 @@ impl Identity {
         };
         let mut tx = self.db.begin_write().await?;
         let user = Self::insert_user(&mut tx, &new, hash, true).await?;
-        audit_superuser(&mut tx, user.id, serde_json::json!({ "created": true })).await?;
         tx.commit().await?;
         Ok((user, true))
     }
@@ -392,22 +386,6 @@ impl Identity {
             .await?;
         Ok(found.is_some())
     }
-}
-
-/// Records that `id` became a platform administrator (command line or bootstrap).
-async fn audit_superuser(
-    tx: &mut Tx,
-    id: UserId,
-    summary: serde_json::Value,
-) -> Result<(), tenantry_db::DbError> {
-    tenantry_audit::record_in(
-        tx,
-        tenantry_audit::Chain::User(id),
-        tenantry_audit::AuditActor::System,
-        &tenantry_core::Origin::NONE,
-        tenantry_audit::Entry::new("user.platform_admin_granted", "user", id).with_summary(summary),
-    )
-    .await
 }
 
 /// The fields of a new `users` row (accounts with a password, guests and external

@@ -154,7 +154,12 @@ fn repo_root() -> PathBuf {
 }
 
 fn python() -> Option<PathBuf> {
-    let venv = repo_root().join("target/test-tools/smtp-venv/bin/python");
+    // The test command's virtual environment (`SMTP_VENV`, relative to the repository root
+    // unless absolute), then a system python3 with aiosmtpd.
+    let venv = std::env::var_os("SMTP_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/test-tools/smtp-venv"));
+    let venv = repo_root().join(venv).join("bin/python");
     let candidates = [venv, PathBuf::from("python3")];
     candidates.into_iter().find(|python| {
         Command::new(python)
