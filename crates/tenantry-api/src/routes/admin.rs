@@ -129,7 +129,8 @@ pub struct TenantListParams {
 }
 
 /// Every tenant, newest first, including suspended and soft-deleted ones (until purged).
-#[utoipa::path(get, path = "/api/v1/admin/tenants", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/tenants",
+    operation_id = "admin_list_tenants", tag = "admin", security(("bearer" = [])),
     params(TenantListParams),
     responses((status = 200, body = Page<AdminTenant>), (status = 401, body = Problem),
         (status = 403, description = "Not a platform administrator", body = Problem),
@@ -159,7 +160,8 @@ pub async fn list_tenants(
 }
 
 /// One tenant with its member count, whatever its status.
-#[utoipa::path(get, path = "/api/v1/admin/tenants/{id}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/tenants/{id}",
+    operation_id = "admin_get_tenant", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = AdminTenant), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
@@ -176,7 +178,8 @@ pub async fn get_tenant(
 
 /// Suspend a tenant: its members get 403 `tenant_suspended` on every tenant path until it is
 /// reactivated. The body (optional) gives a reason for the audit trail.
-#[utoipa::path(post, path = "/api/v1/admin/tenants/{id}/suspend", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/tenants/{id}/suspend",
+    operation_id = "admin_suspend_tenant", tag = "admin",
     security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     request_body(content = Option<AdminAction>, description = "Optional"),
@@ -199,7 +202,8 @@ pub async fn suspend_tenant(
 }
 
 /// Reactivate a suspended tenant.
-#[utoipa::path(post, path = "/api/v1/admin/tenants/{id}/reactivate", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/tenants/{id}/reactivate",
+    operation_id = "admin_reactivate_tenant", tag = "admin",
     security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     request_body(content = Option<AdminAction>, description = "Optional"),
@@ -239,7 +243,8 @@ pub struct UserListParams {
 }
 
 /// Every account, newest first.
-#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/users",
+    operation_id = "admin_list_users", tag = "admin", security(("bearer" = [])),
     params(UserListParams),
     responses((status = 200, body = Page<AdminUser>), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
@@ -266,7 +271,8 @@ pub async fn list_users(
 }
 
 /// One account.
-#[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}",
+    operation_id = "admin_get_user", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = AdminUser), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
@@ -282,7 +288,8 @@ pub async fn get_user(
 /// Disable an account: it can no longer sign in (401 `invalid_credentials`, as for a wrong
 /// password), every session ends at once, and tokens of external issuers are refused.
 /// Disabling yourself or the last active platform administrator → 409.
-#[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/disable",
+    operation_id = "admin_disable_user", tag = "admin",
     security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     request_body(content = Option<AdminAction>, description = "Optional"),
@@ -307,7 +314,8 @@ pub async fn disable_user(
 }
 
 /// Enable a disabled account (it signs in again; ended sessions stay ended).
-#[utoipa::path(post, path = "/api/v1/admin/users/{id}/enable", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/enable",
+    operation_id = "admin_enable_user", tag = "admin",
     security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid)),
     request_body(content = Option<AdminAction>, description = "Optional"),

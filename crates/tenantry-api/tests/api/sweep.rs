@@ -37,10 +37,16 @@ async fn every_operation_is_guarded(app: TestApp) {
     let project = app.create_project(&w.tenant, &w.owner, "P").await;
     let spec = app.get("/openapi.json", None).await.body;
     let mut operations = 0;
+    let mut operation_ids = std::collections::HashSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             let method: Method = method.to_uppercase().parse().unwrap();
             operations += 1;
+            let id = operation["operationId"].as_str().unwrap_or_default();
+            assert!(
+                operation_ids.insert(id),
+                "{method} {path}: operationId {id:?} is not unique"
+            );
             let concrete = path
                 .replace("{tenant_id}", &w.tenant)
                 .replace("{project_id}", &project)
