@@ -96,6 +96,7 @@ pub fn migrations() -> Vec<Migration> {
         (name = "tenancy", description = "Tenants, members, roles and projects"),
         (name = "audit", description = "The audit trail: who changed what, from where, with what outcome"),
         (name = "operations", description = "Health, readiness, metrics and keys"),
+        (name = "admin", description = "Platform administration (platform administrators only)"),
     ),
 )]
 struct ApiDoc;
@@ -138,6 +139,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::api_keys::router())
         .merge(routes::invitations::router())
         .merge(routes::audit::router())
+        .merge(routes::settings::router())
+        .merge(routes::admin::router())
 }
 
 /// The API routes and their OpenAPI document (with what the middleware adds to every
@@ -356,11 +359,22 @@ pub async fn prune_idempotency_keys(state: &AppState) -> Result<u64, tenantry_db
     idempotency::prune(&state.db).await
 }
 
-/// How often expired identity rows and idempotency keys are pruned.
+/// How often expired identity rows and idempotency keys are pruned and deleted tenants purged.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// Purges tenants soft-deleted longer ago than `tenancy.deleted_retention_days`.
+async fn purge_deleted_tenants(state: &AppState) {
+    let days = i64::from(state.config.tenancy.deleted_retention_days);
+    let retention = chrono::TimeDelta::days(days);
+    let scope = tenantry_db::AdminScope::for_housekeeping();
+    if let Err(e) = tenantry_tenancy::purge_deleted_tenants(&state.db, &scope, retention).await {
+        tracing::warn!(error = %e, "purging deleted tenants failed");
+    }
+}
+
 /// Periodic upkeep: rate-limiter keys of idle clients, tenants and API keys (every minute),
-/// expired identity rows and idempotency keys (hourly, first a minute after start).
+/// expired identity rows and idempotency keys, and tenants past their deletion window (hourly,
+/// first a minute after start).
 fn spawn_housekeeping(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -383,6 +397,7 @@ fn spawn_housekeeping(
                     if let Err(e) = prune_idempotency_keys(&state).await {
                         tracing::warn!(error = %e, "pruning idempotency keys failed");
                     }
+                    purge_deleted_tenants(&state).await;
                 }
             }
         }

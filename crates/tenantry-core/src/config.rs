@@ -37,6 +37,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub http: HttpConfig,
+    pub tenancy: TenancyConfig,
 }
 
 impl Default for Config {
@@ -57,6 +58,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
+            tenancy: TenancyConfig::default(),
         }
     }
 }
@@ -398,6 +400,22 @@ impl Default for HttpConfig {
             request_timeout_secs: 30,
             shutdown_grace_secs: 20,
             idempotency_wait_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenancyConfig {
+    /// Days a soft-deleted tenant's data is kept before housekeeping purges it for good
+    /// (0 = at the next hourly run).
+    pub deleted_retention_days: u32,
+}
+
+impl Default for TenancyConfig {
+    fn default() -> Self {
+        Self {
+            deleted_retention_days: 30,
         }
     }
 }

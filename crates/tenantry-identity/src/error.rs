@@ -41,6 +41,16 @@ pub enum IdentityError {
     SessionNotFound,
     #[error("user not found")]
     UserNotFound,
+    /// A platform administrator disabling their own account.
+    #[error("administrators cannot disable their own account")]
+    CannotDisableSelf,
+    /// Disabling the only active platform administrator.
+    #[error("the last active platform administrator cannot be disabled")]
+    LastPlatformAdmin,
+    #[error("the account is already disabled")]
+    AlreadyDisabled,
+    #[error("the account is already active")]
+    AlreadyActive,
     /// Too many password hashes are waiting; retry shortly.
     #[error("busy")]
     Busy,
@@ -90,6 +100,17 @@ impl From<IdentityError> for Problem {
                 .with_detail("too many failed attempts; try again later")
                 .with_retry_after(retry_after_secs),
             IdentityError::SessionNotFound | IdentityError::UserNotFound => Problem::not_found(),
+            IdentityError::CannotDisableSelf => Problem::conflict()
+                .with_detail("you cannot disable your own account; ask another administrator"),
+            IdentityError::LastPlatformAdmin => Problem::conflict().with_detail(
+                "this is the last active platform administrator; create another one first",
+            ),
+            IdentityError::AlreadyDisabled => {
+                Problem::conflict().with_detail("the account is already disabled")
+            }
+            IdentityError::AlreadyActive => {
+                Problem::conflict().with_detail("the account is already active")
+            }
             IdentityError::Busy => Problem::not_ready()
                 .with_detail("too many sign-ins at once; retry in a moment")
                 .with_retry_after(1),

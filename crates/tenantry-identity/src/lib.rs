@@ -2,6 +2,7 @@
 //! e-mail verification and password recovery, TOTP, login throttling, security events, and
 //! tokens of external OpenID Connect issuers.
 
+mod admin;
 mod error;
 mod keys;
 mod login;
@@ -18,6 +19,7 @@ mod sessions;
 mod throttle;
 mod tokens;
 
+pub use admin::{AdminUser, UserFilter};
 pub use error::IdentityError;
 pub use keys::{KeyRing, RELOAD_INTERVAL, Rotation, UNKNOWN_KID_RELOAD_GAP};
 pub use mfa::{RECOVERY_CODES, TotpEnrollment};

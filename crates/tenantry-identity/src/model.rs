@@ -1,13 +1,13 @@
 //! Users and sessions as stored, and their public representations.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tenantry_core::{SessionId, UserId};
 use tenantry_db::{DbError, FromRow, Row};
 use utoipa::ToSchema;
 
 /// Account status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UserStatus {
     Active,

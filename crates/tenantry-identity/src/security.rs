@@ -29,6 +29,8 @@ pub enum SecurityEventKind {
     MfaDisabled,
     RecoveryCodeUsed,
     ExternalIdentityLinked,
+    AccountDisabled,
+    AccountEnabled,
 }
 
 impl SecurityEventKind {
@@ -46,6 +48,8 @@ impl SecurityEventKind {
             Self::MfaDisabled => "mfa_disabled",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::ExternalIdentityLinked => "external_identity_linked",
+            Self::AccountDisabled => "account_disabled",
+            Self::AccountEnabled => "account_enabled",
         }
     }
 
@@ -64,6 +68,8 @@ impl SecurityEventKind {
             Self::MfaDisabled => "user.mfa_disabled",
             Self::RecoveryCodeUsed => "user.recovery_code_used",
             Self::ExternalIdentityLinked => "user.external_identity_linked",
+            Self::AccountDisabled => "user.disabled",
+            Self::AccountEnabled => "user.enabled",
         }
     }
 
@@ -80,7 +86,9 @@ impl SecurityEventKind {
             | Self::MfaEnabled
             | Self::MfaDisabled
             | Self::RecoveryCodeUsed
-            | Self::ExternalIdentityLinked => Outcome::Success,
+            | Self::ExternalIdentityLinked
+            | Self::AccountDisabled
+            | Self::AccountEnabled => Outcome::Success,
         }
     }
 }
@@ -154,7 +162,8 @@ pub struct SecurityEvent {
     pub id: Uuid,
     /// `login_failed`, `login_locked`, `mfa_failed`, `refresh_token_reused`,
     /// `password_changed`, `password_reset`, `password_reset_requested`, `email_verified`,
-    /// `mfa_enabled`, `mfa_disabled`, `recovery_code_used`, `external_identity_linked`.
+    /// `mfa_enabled`, `mfa_disabled`, `recovery_code_used`, `external_identity_linked`,
+    /// `account_disabled`, `account_enabled` (by a platform administrator).
     pub kind: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,

@@ -374,7 +374,9 @@ impl Identity {
     }
 
     /// Creates a platform administrator, or promotes the existing account with that e-mail
-    /// (its password is left unchanged). Returns the user and whether it was created.
+    /// (its password is left unchanged; a disabled account is enabled again, since an
+    /// operator naming it wants a working administrator). Returns the user and whether it
+    /// was created.
     pub async fn create_superuser(
         &self,
         email: Email,
@@ -386,6 +388,7 @@ impl Identity {
                 Query::update()
                     .table("users")
                     .value("is_platform_admin", true)
+                    .value("status", UserStatus::Active.as_str())
                     .value("updated_at", tenantry_core::now())
                     .and_where(Expr::col("id").eq(existing.id)),
             )

@@ -14,6 +14,12 @@ pub enum TenancyError {
     RoleTooPowerful,
     #[error("tenant is suspended")]
     Suspended,
+    /// An administrator suspending a tenant that already is.
+    #[error("tenant is already suspended")]
+    AlreadySuspended,
+    /// An administrator reactivating a tenant that is not suspended.
+    #[error("tenant is not suspended")]
+    NotSuspended,
     #[error("platform administrators only")]
     NotPlatformAdmin,
     #[error("a tenant needs at least one owner")]
@@ -81,6 +87,12 @@ impl From<TenancyError> for Problem {
                 .with_detail("this endpoint is for platform administrators"),
             TenancyError::Suspended => {
                 Problem::tenant_suspended().with_detail("this tenant is suspended")
+            }
+            TenancyError::AlreadySuspended => {
+                Problem::conflict().with_detail("the tenant is already suspended")
+            }
+            TenancyError::NotSuspended => {
+                Problem::conflict().with_detail("the tenant is not suspended")
             }
             TenancyError::LastOwner => {
                 Problem::last_owner().with_detail("promote another member to owner first")

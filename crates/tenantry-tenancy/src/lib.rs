@@ -1,6 +1,7 @@
 //! Tenancy: tenants, memberships, roles, projects — and the authorization layer that issues
 //! [`tenantry_db::TenantScope`]s.
 
+pub mod admin;
 mod api_keys;
 pub mod authz;
 mod error;
@@ -10,7 +11,9 @@ pub mod migrations;
 mod model;
 mod project_members;
 mod projects;
+mod purge;
 mod roles;
+pub mod settings;
 mod signup;
 mod tenants;
 
@@ -36,7 +39,9 @@ pub use projects::{
     NewProject, ProjectChange, ProjectFilter, create_project, delete_project, get_project,
     list_projects, update_project,
 };
+pub use purge::{Purged, purge_deleted_tenants};
 pub use roles::{NewRole, RoleChange, create_role, delete_role, get_role, list_roles, update_role};
+pub use settings::{TenantSettings, TenantSettingsPatch, get_settings, update_settings};
 pub use signup::register;
 pub use tenants::{
     NewTenant, TenantChange, create_tenant, delete_tenant, get_tenant, list_my_tenants,

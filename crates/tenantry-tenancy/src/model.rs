@@ -1,14 +1,16 @@
 //! Tenancy records and their API representations.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tenantry_core::{
     Permission, ProjectId, RoleId, SystemRole, TenantId, UserId, permission::PermissionSet,
 };
 use tenantry_db::{DbError, FromRow, Row};
+
+use crate::TenantSettings;
 use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantStatus {
     Active,
@@ -44,9 +46,8 @@ pub struct Tenant {
     pub name: String,
     pub slug: String,
     pub status: TenantStatus,
-    /// Tenant-wide settings (JSON object).
-    #[schema(value_type = Object)]
-    pub settings: serde_json::Value,
+    /// Tenant-wide settings, defaults filled in (see `GET /tenants/{id}/settings`).
+    pub settings: TenantSettings,
     #[serde(serialize_with = "tenantry_core::time::serialize")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "tenantry_core::time::serialize")]
@@ -76,7 +77,7 @@ impl FromRow for Tenant {
             name: row.string()?,
             slug: row.string()?,
             status: TenantStatus::parse(&row.string()?)?,
-            settings: row.json()?,
+            settings: TenantSettings::from_stored(&row.json::<serde_json::Value>()?),
             created_at: row.time()?,
             updated_at: row.time()?,
         })

@@ -3,14 +3,13 @@
 use sea_query::{Expr, ExprTrait, Order, Query};
 use tenantry_audit::Entry;
 use tenantry_core::{
-    JsonObject, Origin, Page, PageRequest, Permission, ResourceName, Slug, SystemRole, TenantId,
-    UserId,
+    Origin, Page, PageRequest, Permission, ResourceName, Slug, SystemRole, TenantId, UserId,
 };
 use tenantry_db::{Db, TenantScope, Tx, UserScope};
 
 use crate::{
-    TenancyError, Tenant, TenantMembership, authz::scope_for_new_tenant,
-    members::insert_membership, model::TenantStatus,
+    TenancyError, Tenant, TenantMembership, TenantSettingsPatch, authz::scope_for_new_tenant,
+    members::insert_membership, model::TenantStatus, settings,
 };
 
 /// How many numbered variants of a derived slug are tried before giving up.
@@ -28,7 +27,8 @@ pub struct NewTenant {
 #[derive(Debug, Default)]
 pub struct TenantChange {
     pub name: Option<ResourceName>,
-    pub settings: Option<JsonObject>,
+    /// Merged into the current settings (see [`crate::settings`]).
+    pub settings: Option<TenantSettingsPatch>,
 }
 
 /// Inserts a tenant and its owner membership inside `tx`, which is left confined to the new
@@ -174,31 +174,34 @@ pub async fn update_tenant(
     change: TenantChange,
 ) -> Result<Tenant, TenancyError> {
     require(scope, Permission::TenantUpdate)?;
-    let mut update = Query::update();
-    update
-        .table("tenants")
-        .value("updated_at", tenantry_core::now())
-        .and_where(Expr::col("id").eq(scope.tenant_id()));
-    let mut summary = serde_json::Map::new();
-    if let Some(name) = change.name {
-        summary.insert("name".into(), name.as_str().into());
-        update.value("name", name.as_str());
-    }
-    if let Some(settings) = change.settings {
-        summary.insert("settings".into(), "changed".into());
-        update.value("settings", settings.into_inner());
-    }
     let mut tx = db.begin_tenant(scope).await?;
-    tx.execute(&update).await?;
+    if let Some(patch) = &change.settings {
+        settings::apply_in(&mut tx, scope, patch).await?;
+    }
+    if let Some(name) = change.name {
+        let renamed = tx
+            .execute(
+                Query::update()
+                    .table("tenants")
+                    .value("name", name.as_str())
+                    .value("updated_at", tenantry_core::now())
+                    .and_where(Expr::col("id").eq(scope.tenant_id()))
+                    .and_where(Expr::col("name").ne(name.as_str())),
+            )
+            .await?;
+        if renamed > 0 {
+            tenantry_audit::record(
+                &mut tx,
+                scope,
+                Entry::new("tenant.updated", "tenant", scope.tenant_id())
+                    .with_summary(serde_json::json!({ "name": name.as_str() })),
+            )
+            .await?;
+        }
+    }
     let tenant = fetch(&mut tx, scope.tenant_id())
         .await?
         .ok_or(TenancyError::NotFound)?;
-    tenantry_audit::record(
-        &mut tx,
-        scope,
-        Entry::new("tenant.updated", "tenant", scope.tenant_id()).with_summary(summary.into()),
-    )
-    .await?;
     tx.commit().await?;
     Ok(tenant)
 }

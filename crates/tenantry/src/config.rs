@@ -78,6 +78,7 @@ mod tests {
             assert_eq!(config.log, "debug");
             assert_eq!(config.auth.access_token_ttl_secs, 60);
             assert_eq!(config.auth.refresh_token_ttl_secs, 120);
+            assert_eq!(config.tenancy.deleted_retention_days, 30);
 
             jail.set_env("TENANTRY_BINDD", "x");
             let error = load(None).unwrap_err();
@@ -126,6 +127,32 @@ algorithms = ["RS256", "ES256"]
             assert_eq!(config.auth.oidc[0].issuer, "https://env.example/");
             let error = config.validate_oidc().unwrap_err();
             assert!(error.contains("HS256"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tenancy_retention_window() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("tenantry.toml", "[tenancy]\ndeleted_retention_days = 90\n")?;
+            assert_eq!(
+                load(None)
+                    .map_err(|e| e.to_string())?
+                    .tenancy
+                    .deleted_retention_days,
+                90
+            );
+            jail.set_env("TENANTRY_TENANCY__DELETED_RETENTION_DAYS", "7");
+            assert_eq!(
+                load(None)
+                    .map_err(|e| e.to_string())?
+                    .tenancy
+                    .deleted_retention_days,
+                7
+            );
+            jail.set_env("TENANTRY_TENANCY__RETENTION_DAYS", "7");
+            let error = load(None).unwrap_err();
+            assert!(format!("{error:#}").contains("retention_days"), "{error:#}");
             Ok(())
         });
     }

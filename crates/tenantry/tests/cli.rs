@@ -49,8 +49,14 @@ impl Env {
 
     /// Starts `serve` and waits for its "listening on" line; returns the child and address.
     fn serve(&self) -> (Child, String) {
+        self.serve_with(&[])
+    }
+
+    /// Like [`Env::serve`], with extra environment variables.
+    fn serve_with(&self, vars: &[(&str, &str)]) -> (Child, String) {
         let mut child = self
             .command(&[])
+            .envs(vars.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -85,6 +91,55 @@ fn http_get(addr: &str, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
+}
+
+/// One HTTP/1.1 exchange with a JSON body; returns the status and the JSON answer.
+fn http_json(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let kind = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/json\r\n".to_owned()
+    };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}{kind}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let json = response
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// Signs in; the access token, or the status of the refusal.
+fn login(addr: &str, email: &str, password: &str) -> Result<String, u16> {
+    let (status, body) = http_json(
+        addr,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(serde_json::json!({"email": email, "password": password})),
+    );
+    match status {
+        200 => Ok(body["access_token"].as_str().unwrap().to_owned()),
+        other => Err(other),
+    }
 }
 
 fn migrations_round_trip(env: &Env) {
@@ -241,6 +296,82 @@ fn create_superuser_creates_then_promotes_and_validates() {
         "{}",
         stderr(&again)
     );
+}
+
+#[test]
+fn administrators_from_the_command_line_and_the_bootstrap_variables_administer() {
+    const PASS: &str = "correct horse battery";
+    let env = Env::sqlite();
+    let out = env.run(&[
+        "admin",
+        "create-superuser",
+        "--email",
+        "root@example.com",
+        "--password",
+        PASS,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The bootstrap variables change nothing once an administrator exists.
+    let bootstrap = [
+        ("TENANTRY_BOOTSTRAP_ADMIN_EMAIL", "boot@example.com"),
+        ("TENANTRY_BOOTSTRAP_ADMIN_PASSWORD", "bootstrap pass phrase"),
+    ];
+    let (server, addr) = env.serve_with(&bootstrap);
+    assert_eq!(
+        login(&addr, "boot@example.com", "bootstrap pass phrase"),
+        Err(401)
+    );
+    let root = login(&addr, "root@example.com", PASS).unwrap();
+    let (status, tenants) = http_json(&addr, "GET", "/api/v1/admin/tenants", Some(&root), None);
+    assert_eq!(status, 200, "{tenants}");
+    assert_eq!(tenants["items"], serde_json::json!([]));
+
+    // create-superuser on a disabled account enables it again.
+    let (status, _) = http_json(
+        &addr,
+        "POST",
+        "/api/v1/auth/register",
+        None,
+        Some(
+            serde_json::json!({"email": "ops@example.com", "password": PASS,
+            "first_name": "O", "last_name": "P"}),
+        ),
+    );
+    assert_eq!(status, 201);
+    let (_, users) = http_json(&addr, "GET", "/api/v1/admin/users?q=ops", Some(&root), None);
+    let ops = users["items"][0]["id"].as_str().unwrap().to_owned();
+    let disable = format!("/api/v1/admin/users/{ops}/disable");
+    let (status, body) = http_json(&addr, "POST", &disable, Some(&root), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(login(&addr, "ops@example.com", PASS), Err(401));
+    let out = env.run(&[
+        "admin",
+        "create-superuser",
+        "--email",
+        "ops@example.com",
+        "--password",
+        "ignored pass phrase",
+    ]);
+    assert!(
+        stderr(&out).contains("promoted existing account"),
+        "{}",
+        stderr(&out)
+    );
+    let ops = login(&addr, "ops@example.com", PASS).unwrap();
+    let (status, _) = http_json(&addr, "GET", "/api/v1/admin/users", Some(&ops), None);
+    assert_eq!(status, 200);
+    stop(server);
+
+    // On a fresh installation the bootstrap variables create the first administrator.
+    let fresh = Env::sqlite();
+    let (server, addr) = fresh.serve_with(&bootstrap);
+    let boot = login(&addr, "boot@example.com", "bootstrap pass phrase").unwrap();
+    let (status, me) = http_json(&addr, "GET", "/api/v1/users/me", Some(&boot), None);
+    assert_eq!(status, 200);
+    assert_eq!(me["is_platform_admin"], true);
+    let (status, _) = http_json(&addr, "GET", "/api/v1/admin/users", Some(&boot), None);
+    assert_eq!(status, 200);
+    stop(server);
 }
 
 #[test]

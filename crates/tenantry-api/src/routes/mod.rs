@@ -17,6 +17,7 @@ pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'d
 }
 
 pub mod account;
+pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -28,5 +29,6 @@ pub mod project_members;
 pub mod projects;
 pub mod recovery;
 pub mod roles;
+pub mod settings;
 pub mod tenants;
 pub mod users;

@@ -3,9 +3,11 @@
 use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use tenantry_core::{
-    JsonObject, Page, Permission, Problem, ResourceName, Slug, page::PageParams, problem::Validator,
+    Page, Permission, Problem, ResourceName, Slug, page::PageParams, problem::Validator,
 };
-use tenantry_tenancy::{NewTenant, PermissionView, Tenant, TenantChange, TenantMembership};
+use tenantry_tenancy::{
+    NewTenant, PermissionView, Tenant, TenantChange, TenantMembership, TenantSettingsPatch,
+};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -93,8 +95,9 @@ pub async fn get_tenant(
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
     pub name: Option<String>,
-    /// Replaces the settings object.
-    #[schema(value_type = Option<Object>)]
+    /// Merged into the settings exactly as by `PATCH /tenants/{id}/settings` (same schema,
+    /// `null` resets a key); errors name `settings.<key>`.
+    #[schema(value_type = Option<TenantSettingsPatch>)]
     pub settings: Option<serde_json::Value>,
 }
 
@@ -117,7 +120,7 @@ pub async fn update_tenant(
             .and_then(|n| v.field("name", ResourceName::parse(n))),
         settings: body
             .settings
-            .and_then(|s| v.field("settings", JsonObject::parse(s))),
+            .and_then(|s| TenantSettingsPatch::parse(&s, "settings", &mut v)),
     };
     v.finish()?;
     Ok(Json(

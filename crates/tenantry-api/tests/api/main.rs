@@ -5,6 +5,8 @@
 mod helpers;
 
 mod abuse;
+mod admin;
+mod admin_users;
 mod api_keys;
 mod audit;
 mod auth;
@@ -17,11 +19,13 @@ mod oidc;
 mod ops;
 mod project_scope;
 mod projects;
+mod purge;
 mod rate_limits;
 mod recovery;
 mod rls;
 mod roles;
 mod rotation;
+mod settings;
 mod sweep;
 mod tenants;
 mod tokens;

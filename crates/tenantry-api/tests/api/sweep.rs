@@ -1,6 +1,8 @@
 //! Walks every operation of `/openapi.json`: a secured operation without credentials answers
-//! 401, a tenant-scoped one called by someone outside the tenant answers 404, and anything
-//! reachable anonymously is on an explicit allow-list. A new route is covered automatically.
+//! 401, a tenant-scoped one called by someone outside the tenant answers 404, an
+//! administration one (`/api/v1/admin/…`) called by a non-administrator answers 403, and
+//! anything reachable anonymously is on an explicit allow-list. A new route is covered
+//! automatically.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -36,14 +38,21 @@ async fn every_operation_is_guarded(app: TestApp) {
     let project = app.create_project(&w.tenant, &w.owner, "P").await;
     let spec = app.get("/openapi.json", None).await.body;
     let mut operations = 0;
+    let mut operation_ids = std::collections::HashSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
             let method: Method = method.to_uppercase().parse().unwrap();
             operations += 1;
+            let id = operation["operationId"].as_str().unwrap_or_default();
+            assert!(
+                operation_ids.insert(id),
+                "{method} {path}: operationId {id:?} is not unique"
+            );
             let concrete = path
                 .replace("{tenant_id}", &w.tenant)
                 .replace("{project_id}", &project)
                 .replace("{user_id}", &w.member.id)
+                .replace("{id}", "01a20000-0000-7000-8000-000000000000")
                 .replace("{session_id}", "01a20000-0000-7000-8000-000000000000");
             let secured = operation
                 .get("security")
@@ -76,6 +85,18 @@ async fn every_operation_is_guarded(app: TestApp) {
                 )
                 .await;
             assert_eq!(garbage.status, 401, "{method} {path} with a bad token");
+            if path.starts_with("/api/v1/admin/") {
+                let owner = app
+                    .request(
+                        method.clone(),
+                        &concrete,
+                        Some(&w.owner.token),
+                        body_for(&method),
+                    )
+                    .await;
+                assert_eq!(owner.status, 403, "{method} {path} by a non-administrator");
+                assert_eq!(owner.code(), "platform_admin_required", "{method} {path}");
+            }
             if path.contains("{tenant_id}") {
                 let outsider = app
                     .request(

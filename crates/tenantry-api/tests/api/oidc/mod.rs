@@ -5,7 +5,7 @@
 
 mod issuer;
 
-use sea_query::{Expr, ExprTrait, Query};
+use sea_query::{Expr, Query};
 use serde_json::{Value, json};
 use tenantry_core::config::{Config, OidcProviderConfig};
 
@@ -578,17 +578,12 @@ async fn disabled_accounts_are_refused(backend: Backend, test: &str) {
     };
     let token = idp.token(&key, "d", AUD, json!({}));
     let user = me(&app, &token).await;
-    let id: uuid::Uuid = user["id"].as_str().unwrap().parse().unwrap();
-    let mut tx = app.state.db.begin_write().await.unwrap();
-    tx.execute(
-        Query::update()
-            .table("users")
-            .value("status", "disabled")
-            .and_where(Expr::col("id").eq(id)),
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    // Disabled by a platform administrator: every token of the issuer is refused at once.
+    let root = crate::admin::platform_admin(&app, "root@example.com").await;
+    let path = format!("/api/v1/admin/users/{}", user["id"].as_str().unwrap());
+    let (disable, enable) = (format!("{path}/disable"), format!("{path}/enable"));
+    let r = app.post(&disable, Some(&root.token), json!({})).await;
+    r.assert(200);
     app.get("/api/v1/users/me", Some(&token))
         .await
         .assert_problem(401, "invalid_token");
@@ -596,5 +591,8 @@ async fn disabled_accounts_are_refused(backend: Backend, test: &str) {
     app.get("/api/v1/users/me", Some(&fresh))
         .await
         .assert_problem(401, "invalid_token");
-    assert_eq!(count(&app, "users").await, 1);
+    assert_eq!(count(&app, "users").await, 2);
+    let r = app.post(&enable, Some(&root.token), json!({})).await;
+    r.assert(200);
+    assert_eq!(me(&app, &fresh).await["id"], user["id"]);
 }

@@ -1,0 +1,266 @@
+//! Platform administration of tenants (`/api/v1/admin/tenants…`): every tenant, whatever its
+//! status, through administration transactions; suspension and reactivation are audited in
+//! the tenant's own chain.
+
+use chrono::{DateTime, Utc};
+use sea_query::{Expr, ExprTrait, Func, LikeExpr, LockType, Order, Query, SelectStatement};
+use serde::Serialize;
+use tenantry_audit::{AuditActor, Chain, Entry};
+use tenantry_core::{Page, PageRequest, TenantId};
+use tenantry_db::{AdminScope, Backend, Db, DbError, FromRow, Row, Tx};
+use utoipa::ToSchema;
+
+use crate::{TenancyError, TenantSettings, TenantStatus};
+
+/// Longest `q` accepted by the tenant and user lists.
+pub const MAX_QUERY_CHARS: usize = 100;
+
+/// Which tenants to list.
+#[derive(Debug, Clone, Default)]
+pub struct TenantFilter {
+    pub status: Option<TenantStatus>,
+    /// Case-insensitive substring of the name or the slug.
+    pub q: Option<String>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_to: Option<DateTime<Utc>>,
+}
+
+/// A tenant as platform administrators see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AdminTenant {
+    pub id: TenantId,
+    pub name: String,
+    pub slug: String,
+    /// `active`, `suspended` or `deleted` (soft-deleted, purged after the retention window).
+    pub status: TenantStatus,
+    pub settings: TenantSettings,
+    pub member_count: i64,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tenantry_core::time::serialize")]
+    pub updated_at: DateTime<Utc>,
+    /// When it was soft-deleted; `null` otherwise.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl FromRow for AdminTenant {
+    fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
+        Ok(Self {
+            id: row.id()?,
+            name: row.string()?,
+            slug: row.string()?,
+            status: TenantStatus::parse(&row.string()?)?,
+            settings: TenantSettings::from_stored(&row.json::<serde_json::Value>()?),
+            created_at: row.time()?,
+            updated_at: row.time()?,
+            deleted_at: row.opt_time()?,
+            member_count: row.i64()?,
+        })
+    }
+}
+
+/// `SELECT` of [`AdminTenant`]s (member count as a correlated subquery on the
+/// `(tenant_id, user_id)` primary key).
+fn select() -> SelectStatement {
+    let members = Query::select()
+        .expr(Func::count(Expr::col(("memberships", "user_id"))))
+        .from("memberships")
+        .and_where(Expr::col(("memberships", "tenant_id")).equals(("tenants", "id")))
+        .to_owned();
+    Query::select()
+        .columns(
+            [
+                "id",
+                "name",
+                "slug",
+                "status",
+                "settings",
+                "created_at",
+                "updated_at",
+                "deleted_at",
+            ]
+            .map(|c| ("tenants", c)),
+        )
+        .expr(Expr::SubQuery(None, Box::new(members.into())))
+        .from("tenants")
+        .to_owned()
+}
+
+/// `%text%` (lower-cased) with LIKE's wildcards in `text` escaped by `\`.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// Matches values containing `text`, for `LOWER(column) LIKE …` (case-insensitive; on
+/// SQLite `LOWER` folds ASCII letters only).
+pub fn contains_pattern(text: &str) -> LikeExpr {
+    LikeExpr::new(like_pattern(text)).escape('\\')
+}
+
+/// Every tenant matching `filter`, newest first.
+pub async fn list_tenants(
+    db: &Db,
+    scope: &AdminScope,
+    filter: &TenantFilter,
+    page: &PageRequest,
+) -> Result<Page<AdminTenant>, TenancyError> {
+    let mut query = select();
+    if let Some(status) = filter.status {
+        query.and_where(Expr::col(("tenants", "status")).eq(status.as_str()));
+    }
+    if let Some(q) = filter.q.as_deref().filter(|q| !q.is_empty()) {
+        query.cond_where(
+            Expr::expr(Func::lower(Expr::col(("tenants", "name"))))
+                .like(contains_pattern(q))
+                .or(Expr::expr(Func::lower(Expr::col(("tenants", "slug"))))
+                    .like(contains_pattern(q))),
+        );
+    }
+    if let Some(from) = filter.created_from {
+        query.and_where(Expr::col(("tenants", "created_at")).gte(from));
+    }
+    if let Some(to) = filter.created_to {
+        query.and_where(Expr::col(("tenants", "created_at")).lt(to));
+    }
+    if let Some(after) = page.after {
+        query.and_where(Expr::col(("tenants", "id")).lt(after.0));
+    }
+    query
+        .order_by(("tenants", "id"), Order::Desc)
+        .limit(page.fetch_limit());
+    let mut tx = db.begin_admin(scope).await?;
+    let rows: Vec<AdminTenant> = tx.fetch_all(&query).await?;
+    tx.commit().await?;
+    Ok(Page::from_rows(rows, page, |t| t.id.as_uuid()))
+}
+
+async fn fetch(tx: &mut Tx, id: TenantId) -> Result<Option<AdminTenant>, TenancyError> {
+    let mut query = select();
+    query.and_where(Expr::col(("tenants", "id")).eq(id));
+    Ok(tx.fetch_optional(&query).await?)
+}
+
+/// One tenant, whatever its status (deleted ones until they are purged).
+pub async fn get_tenant(
+    db: &Db,
+    scope: &AdminScope,
+    id: TenantId,
+) -> Result<AdminTenant, TenancyError> {
+    let mut tx = db.begin_admin(scope).await?;
+    let tenant = fetch(&mut tx, id).await?;
+    tx.commit().await?;
+    tenant.ok_or(TenancyError::NotFound)
+}
+
+/// Who the audit trail names for an administration scope.
+pub(crate) fn actor(scope: &AdminScope) -> AuditActor {
+    scope.actor().map_or(AuditActor::System, AuditActor::User)
+}
+
+/// Moves a live tenant from `from` to `to`, auditing `action` in the tenant's chain.
+async fn transition(
+    db: &Db,
+    scope: &AdminScope,
+    id: TenantId,
+    (from, to): (TenantStatus, TenantStatus),
+    action: &'static str,
+    reason: Option<&str>,
+) -> Result<AdminTenant, TenancyError> {
+    let mut tx = db.begin_admin(scope).await?;
+    let mut current = Query::select();
+    current
+        .column("status")
+        .from("tenants")
+        .and_where(Expr::col("id").eq(id));
+    if tx.backend() == Backend::Postgres {
+        current.lock(LockType::Update);
+    }
+    let status: Option<String> = tx.fetch_optional(&current).await?;
+    match status.as_deref().map(TenantStatus::parse).transpose()? {
+        None | Some(TenantStatus::Deleted) => return Err(TenancyError::NotFound),
+        Some(status) if status == from => {}
+        Some(_) if to == TenantStatus::Suspended => return Err(TenancyError::AlreadySuspended),
+        Some(_) => return Err(TenancyError::NotSuspended),
+    }
+    tx.execute(
+        Query::update()
+            .table("tenants")
+            .value("status", to.as_str())
+            .value("updated_at", tenantry_core::now())
+            .and_where(Expr::col("id").eq(id)),
+    )
+    .await?;
+    tenantry_audit::record_in(
+        &mut tx,
+        Chain::Tenant(id),
+        actor(scope),
+        scope.origin(),
+        Entry::new(action, "tenant", id).with_summary(serde_json::json!({ "reason": reason })),
+    )
+    .await?;
+    let tenant = fetch(&mut tx, id).await?.ok_or(TenancyError::NotFound)?;
+    tx.commit().await?;
+    tracing::info!(tenant_id = %id, action, "tenant status changed by an administrator");
+    Ok(tenant)
+}
+
+/// Suspends an active tenant: its members get 403 `tenant_suspended` on every tenant path
+/// until it is reactivated. Already suspended → `AlreadySuspended`; unknown or deleted →
+/// `NotFound`.
+pub async fn suspend_tenant(
+    db: &Db,
+    scope: &AdminScope,
+    id: TenantId,
+    reason: Option<&str>,
+) -> Result<AdminTenant, TenancyError> {
+    transition(
+        db,
+        scope,
+        id,
+        (TenantStatus::Active, TenantStatus::Suspended),
+        "tenant.suspended",
+        reason,
+    )
+    .await
+}
+
+/// Reactivates a suspended tenant. Not suspended → `NotSuspended`; unknown or deleted →
+/// `NotFound`.
+pub async fn reactivate_tenant(
+    db: &Db,
+    scope: &AdminScope,
+    id: TenantId,
+    reason: Option<&str>,
+) -> Result<AdminTenant, TenancyError> {
+    transition(
+        db,
+        scope,
+        id,
+        (TenantStatus::Suspended, TenantStatus::Active),
+        "tenant.reactivated",
+        reason,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(like_pattern("50%_Off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("ACME"), "%acme%");
+    }
+}
