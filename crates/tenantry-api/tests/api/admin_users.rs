@@ -18,6 +18,7 @@ crate::backend_tests!(
     a_disabled_user_cannot_sign_in_and_loses_every_session,
     an_enabled_user_signs_in_again,
     administrators_cannot_disable_themselves_or_the_last_one,
+    api_keys_of_a_disabled_creator_are_refused,
 );
 
 async fn list_users(app: &TestApp, token: &str, query: &str) -> Value {
@@ -251,6 +252,7 @@ async fn an_enabled_user_signs_in_again(app: TestApp) {
         .await
         .into_iter()
         .map(|r| r.action)
+        .filter(|a| a.starts_with("user.") && a != "user.registered")
         .collect();
     assert_eq!(actions, ["user.disabled", "user.enabled"]);
     app.post(
@@ -314,4 +316,42 @@ async fn administrators_cannot_disable_themselves_or_the_last_one(app: TestApp) 
     )
     .await
     .assert(200);
+}
+
+async fn api_keys_of_a_disabled_creator_are_refused(app: TestApp) {
+    let root = platform_admin(&app, "root@example.com").await;
+    let w = app.world().await;
+    let created = app
+        .post(
+            &format!("/api/v1/tenants/{}/api-keys", w.tenant),
+            Some(&w.admin.token),
+            json!({"name": "ci", "role": "member"}),
+        )
+        .await;
+    created.assert(201);
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let projects = format!("/api/v1/tenants/{}/projects", w.tenant);
+    app.get(&projects, Some(&key)).await.assert(200);
+
+    app.post(
+        &format!("/api/v1/admin/users/{}/disable", w.admin.id),
+        Some(&root.token),
+        json!({}),
+    )
+    .await
+    .assert(200);
+    // The key acts for its creator: a disabled creator grants nothing, reads or writes.
+    app.get(&projects, Some(&key)).await.assert(401);
+    app.post(&projects, Some(&key), json!({"name": "Sneaky"}))
+        .await
+        .assert(401);
+
+    app.post(
+        &format!("/api/v1/admin/users/{}/enable", w.admin.id),
+        Some(&root.token),
+        json!({}),
+    )
+    .await
+    .assert(200);
+    app.get(&projects, Some(&key)).await.assert(200);
 }
