@@ -410,7 +410,11 @@ fn wrk_with(
 /// Tenant B's project reads at a modest concurrency, first alone, then while tenant A is
 /// flooded by many connections listing its projects; prints both and returns the latter.
 /// With per-tenant limits on (`BENCH_TENANT_PER_SECOND` in run.sh) the flood is mostly 429s.
-fn noisy_neighbour(args: &Args, noisy: &PathBuf, quiet: &PathBuf) -> anyhow::Result<Measured> {
+fn noisy_neighbour(
+    args: &Args,
+    noisy: &std::path::Path,
+    quiet: &PathBuf,
+) -> anyhow::Result<Measured> {
     let measure = |seconds| wrk_with(args, "read", quiet, seconds, NOISY_QUIET);
     measure(2)?; // warm-up
     let alone = measure(args.duration)?;
@@ -419,7 +423,7 @@ fn noisy_neighbour(args: &Args, noisy: &PathBuf, quiet: &PathBuf) -> anyhow::Res
         alone.rps, alone.p50, alone.p99
     );
     let flood = {
-        let (args, noisy) = (args.clone(), noisy.clone());
+        let (args, noisy) = (args.clone(), noisy.to_path_buf());
         std::thread::spawn(move || wrk_with(&args, "list", &noisy, args.duration + 4, NOISY_FLOOD))
     };
     std::thread::sleep(std::time::Duration::from_secs(2));

@@ -129,12 +129,12 @@ mod tests {
         // Outside a scope nothing is marked.
         write(&db, 3).await.unwrap();
         let effects: Vec<i64> = db
-            .read_all(&Query::select().column("n").from("effects"))
+            .read_all(Query::select().column("n").from("effects"))
             .await
             .unwrap();
         assert_eq!(effects, [1, 3]);
         let states: Vec<String> = db
-            .read_all(&Query::select().column("state").from("marks"))
+            .read_all(Query::select().column("state").from("marks"))
             .await
             .unwrap();
         assert_eq!(states, ["applied"]);

@@ -7,6 +7,7 @@ mod helpers;
 mod abuse;
 mod auth;
 mod idempotency;
+mod idempotency_effects;
 mod isolation;
 mod members;
 mod mfa;
