@@ -95,6 +95,12 @@ async fn a_retry_replays_the_first_response_and_takes_no_second_effect(app: Test
         project_names(&app, &w.tenant, &w.owner.token).await,
         ["Once"]
     );
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("idempotency_requests_total{outcome=\"replayed\"}"),
+        "{metrics}"
+    );
 
     // Outside a tenant too (the tenant id of the stored row is NULL).
     let tenant = json!({"name": "Keyed Inc"});
