@@ -5,6 +5,7 @@
 --   login:                  "email" (the password is BENCH_PASSWORD)
 --   refresh:                "refresh_token", each valid exactly once; BENCH_THREADS (wrk -t)
 --                           says how to split them so no two threads share one
+-- BENCH_DELAY_MS (optional): pause of each connection between requests, in milliseconds
 local scenario = os.getenv("BENCH_SCENARIO")
 local rows = {}
 local counter = 0
@@ -75,6 +76,14 @@ function request()
     return wrk.format("POST", "/api/v1/tenants/" .. row[2] .. "/projects", headers, body)
   end
   error("unknown BENCH_SCENARIO " .. tostring(scenario))
+end
+
+-- BENCH_DELAY_MS > 0: each connection pauses that long between requests (a paced client).
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0") or 0
+if pause > 0 then
+  function delay()
+    return pause
+  end
 end
 
 -- Only the refresh scenario reads response bodies (wrk skips parsing when there is no

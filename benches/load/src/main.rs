@@ -9,6 +9,8 @@
 
 use std::{collections::HashMap, path::PathBuf, process::Command, sync::Arc, time::Instant};
 
+mod noisy;
+
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use tokio::{sync::Semaphore, task::JoinSet};
@@ -19,10 +21,6 @@ const PASSWORD: &str = "load test password 1";
 const WRK_THREADS: usize = 2;
 /// Connections of the login storm in `me_under_login`.
 const LOGIN_STORM: usize = 200;
-/// Connections flooding tenant A in `noisy_neighbour`.
-const NOISY_FLOOD: usize = 256;
-/// Connections measuring tenant B in `noisy_neighbour` (a modest, latency-sensitive client).
-const NOISY_QUIET: usize = 8;
 
 #[derive(Clone)]
 struct Args {
@@ -366,6 +364,19 @@ fn wrk_with(
     seconds: u64,
     connections: usize,
 ) -> anyhow::Result<Measured> {
+    wrk_paced(args, scenario, data, seconds, connections, 0)
+}
+
+/// `wrk_with`, each connection pausing `delay_ms` between requests (an open, moderate load
+/// rather than as fast as the server answers; wrk leaves the pause out of the latency).
+fn wrk_paced(
+    args: &Args,
+    scenario: &str,
+    data: &std::path::Path,
+    seconds: u64,
+    connections: usize,
+    delay_ms: u64,
+) -> anyhow::Result<Measured> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenario.lua");
     let out = Command::new("wrk")
         .args([
@@ -381,6 +392,7 @@ fn wrk_with(
         .env("BENCH_DATA", data)
         .env("BENCH_PASSWORD", PASSWORD)
         .env("BENCH_THREADS", WRK_THREADS.to_string())
+        .env("BENCH_DELAY_MS", delay_ms.to_string())
         .output()
         .context("running wrk (install it: apt-get install wrk)")?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -410,38 +422,6 @@ fn wrk_with(
         }
     }
     Ok(m)
-}
-
-/// Tenant B's project reads at a modest concurrency, first alone, then while tenant A is
-/// flooded by many connections listing its projects; prints both and returns the latter.
-/// With per-tenant limits on (`BENCH_TENANT_PER_SECOND` in run.sh) the flood is mostly 429s.
-fn noisy_neighbour(
-    args: &Args,
-    noisy: &std::path::Path,
-    quiet: &std::path::Path,
-) -> anyhow::Result<Measured> {
-    let measure = |seconds| wrk_with(args, "read", quiet, seconds, NOISY_QUIET);
-    measure(2)?; // warm-up
-    let alone = measure(args.duration)?;
-    println!(
-        "  (tenant B alone, {NOISY_QUIET} connections: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms)",
-        alone.rps, alone.p50, alone.p99
-    );
-    let flood = {
-        let (args, noisy) = (args.clone(), noisy.to_path_buf());
-        std::thread::spawn(move || wrk_with(&args, "list", &noisy, args.duration + 4, NOISY_FLOOD))
-    };
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    let during = measure(args.duration)?;
-    let flood = flood
-        .join()
-        .map_err(|_| anyhow::anyhow!("flood panicked"))??;
-    println!(
-        "  (tenant B during the flood: p50 {:.2} ms, p99 {:.2} ms; tenant A's flood, {NOISY_FLOOD} \
-         connections: {:.0} req/s, {} non-2xx of {:.0})",
-        during.p50, during.p99, flood.rps, flood.errors, flood.requests
-    );
-    Ok(during)
 }
 
 #[tokio::main]
@@ -547,7 +527,7 @@ async fn main() -> anyhow::Result<()> {
         }
         let cpu_before = cpu_seconds(args.pid)?;
         let m = if scenario == "noisy_neighbour" {
-            noisy_neighbour(&args, &noisy_data, &quiet_data)?
+            noisy::noisy_neighbour(&args, &noisy_data, &quiet_data)?
         } else if scenario == "me_under_login" {
             // A login storm (200 connections) in the background, the `me` load measured
             // meanwhile: compare its p99 with the `me` row.

@@ -153,13 +153,16 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A Python with aiosmtpd: the virtual environment scripts/test.sh made (`$SMTP_VENV`, as the
+/// script reads it, else `target/test-tools/smtp-venv`), else `python3`.
 fn python() -> Option<PathBuf> {
-    // The test command's virtual environment (`SMTP_VENV`, relative to the repository root
-    // unless absolute), then a system python3 with aiosmtpd.
     let venv = std::env::var_os("SMTP_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/test-tools/smtp-venv"));
-    let venv = repo_root().join(venv).join("bin/python");
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || repo_root().join("target/test-tools/smtp-venv"),
+            |v| repo_root().join(v),
+        )
+        .join("bin/python");
     let candidates = [venv, PathBuf::from("python3")];
     candidates.into_iter().find(|python| {
         Command::new(python)

@@ -214,7 +214,16 @@ pub async fn middleware(State(layer): State<Layer>, request: Request, next: Next
             .into_response();
     };
     let fingerprint = fingerprint(&parts, &body);
-    match begin(&state.idempotency, &owner, &key, &fingerprint).await {
+    let begun = begin(&state.idempotency, &owner, &key, &fingerprint).await;
+    let outcome = match &begun {
+        Ok(Begun::Reserved(_)) => "executed",
+        Ok(Begun::Replay(_)) => "replayed",
+        Err(problem) if problem.code == "idempotency_key_reused" => "reused",
+        Err(problem) if problem.code == "idempotency_key_in_progress" => "in_progress",
+        Err(_) => "error",
+    };
+    metrics::counter!("idempotency_requests_total", "outcome" => outcome).increment(1);
+    match begun {
         Ok(Begun::Replay(stored)) => replay(stored),
         Ok(Begun::Reserved(reservation)) => {
             run(

@@ -100,12 +100,21 @@ impl FromRow for KeyRow {
     }
 }
 
-/// A stored first response, opened.
-#[derive(Debug)]
+/// A stored first response, opened. Its body may hold a secret shown once: `Debug` omits it.
 pub struct Stored {
     pub status: u16,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stored")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .finish()
+    }
 }
 
 fn seal_context(id: Uuid) -> String {
