@@ -105,3 +105,57 @@ async fn a_limit_of_zero_is_unlimited() {
         app.get(&projects(&tenant), Some(&token)).await.assert(200);
     }
 }
+
+/// A noisy API key is limited on its own allowance: the member who created it, and another key
+/// of the same tenant, are still served.
+async fn a_noisy_api_key_is_limited_and_its_tenant_is_served(backend: Backend, test: &str) {
+    let Some(app) = spawn_app_with(backend, test, |c| {
+        c.rate_limits.api_key_per_second = 1;
+        c.rate_limits.api_key_burst = 3;
+    })
+    .await
+    else {
+        return;
+    };
+    let [(tenant, token), _] = two_tenants(&app).await;
+    let mut keys = Vec::new();
+    for name in ["noisy", "quiet"] {
+        let created = app
+            .post(
+                &format!("/api/v1/tenants/{tenant}/api-keys"),
+                Some(&token),
+                json!({"name": name, "role": "viewer"}),
+            )
+            .await;
+        created.assert(201);
+        keys.push(created.body["key"].as_str().unwrap().to_owned());
+    }
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let resp = app.get(&projects(&tenant), Some(&keys[0])).await;
+        statuses.push(resp.status.as_u16());
+        if resp.status.as_u16() == 429 {
+            resp.assert_problem(429, "rate_limited");
+            assert!(resp.headers.contains_key("retry-after"));
+            break;
+        }
+    }
+    assert!(statuses[..3].iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    for _ in 0..3 {
+        app.get(&projects(&tenant), Some(&keys[1]))
+            .await
+            .assert(200);
+        app.get(&projects(&tenant), Some(&token)).await.assert(200);
+    }
+}
+
+#[tokio::test]
+async fn sqlite_a_noisy_api_key_is_limited_and_its_tenant_is_served() {
+    a_noisy_api_key_is_limited_and_its_tenant_is_served(Backend::Sqlite, "noisy_key_sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_a_noisy_api_key_is_limited_and_its_tenant_is_served() {
+    a_noisy_api_key_is_limited_and_its_tenant_is_served(Backend::Postgres, "noisy_key_pg").await;
+}
