@@ -59,6 +59,10 @@ pub enum TenancyError {
     /// An invitation token that is unknown, used, revoked or expired.
     #[error("the invitation link is invalid, used or expired")]
     InvitationInvalid,
+    /// Accepting an invitation whose address the tenant's `allowed_email_domains` no longer
+    /// admits.
+    #[error("the tenant does not admit this e-mail domain")]
+    DomainNotAllowed,
     /// Accepting an invitation addressed to another e-mail address.
     #[error("the invitation is for another e-mail address")]
     EmailMismatch,
@@ -138,6 +142,8 @@ impl From<TenancyError> for Problem {
                 .with_field(field, message),
             TenancyError::InvitationInvalid => Problem::link_invalid()
                 .with_detail("the invitation is unknown, already used, revoked or expired"),
+            TenancyError::DomainNotAllowed => Problem::forbidden()
+                .with_detail("the tenant now admits only e-mail addresses of its allowed domains"),
             TenancyError::EmailMismatch => Problem::email_mismatch()
                 .with_detail("sign in (or register) with the invited e-mail address to accept"),
             TenancyError::InvitationConflict => Problem::conflict().with_detail(

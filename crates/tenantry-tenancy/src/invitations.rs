@@ -26,6 +26,7 @@ use crate::{
     TenancyError,
     projects::project_exists,
     roles::{check_grantable, resolve},
+    settings::{self, NOT_ADMITTED},
     tenants::require,
 };
 
@@ -208,6 +209,15 @@ pub async fn create_invitation(
         && !project_exists(&mut tx, scope, project).await?
     {
         return Err(TenancyError::UnknownProject);
+    }
+    if !settings::settings_in(&mut tx, scope)
+        .await?
+        .admits_email(new.email.as_str())
+    {
+        return Err(TenancyError::Invalid {
+            field: "email",
+            message: NOT_ADMITTED,
+        });
     }
     if is_member(&mut tx, scope, &new.email).await? {
         return Err(TenancyError::AlreadyMember);

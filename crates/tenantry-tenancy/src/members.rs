@@ -14,6 +14,7 @@ use tenantry_identity::Identity;
 use crate::{
     Member, TenancyError,
     roles::{check_grantable, resolve},
+    settings::{self, NOT_ADMITTED},
     tenants::require,
 };
 
@@ -129,6 +130,10 @@ pub async fn add_member(
     if let Some(system) = SystemRole::parse(role) {
         check_grantable(scope, system.permissions())?;
     }
+    let field = match who {
+        MemberRef::Id(_) => "user_id",
+        MemberRef::Email(_) => "email",
+    };
     let user = match who {
         MemberRef::Id(id) => identity.user(id).await.ok(),
         MemberRef::Email(email) => identity.user_by_email(&email).await?,
@@ -137,6 +142,17 @@ pub async fn add_member(
     .ok_or(TenancyError::UnknownUser)?;
     let now = tenantry_core::now();
     let mut tx = identity.db().begin_tenant(scope).await?;
+    let admitted = settings::settings_in(&mut tx, scope).await?;
+    if !user
+        .email
+        .as_deref()
+        .is_some_and(|e| admitted.admits_email(e))
+    {
+        return Err(TenancyError::Invalid {
+            field,
+            message: NOT_ADMITTED,
+        });
+    }
     let role = resolve(&mut tx, scope, role).await?;
     check_grantable(scope, role.permissions)?;
     insert_membership(&mut tx, scope.tenant_id(), user.id, &role.name, now).await?;

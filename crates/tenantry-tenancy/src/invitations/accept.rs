@@ -172,6 +172,9 @@ pub async fn accept_invitation(
     if tenant.status == TenantStatus::Suspended {
         return Err(TenancyError::Suspended);
     }
+    if !tenant.settings.admits_email(&invitation.email) {
+        return Err(TenancyError::DomainNotAllowed);
+    }
     let claimed = tx
         .execute(
             Query::update()

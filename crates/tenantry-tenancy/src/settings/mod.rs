@@ -65,6 +65,21 @@ impl Default for TenantSettings {
 }
 
 impl TenantSettings {
+    /// Whether `allowed_email_domains` admits `email`: any address when the list is empty,
+    /// else one whose domain (after the last `@`, case-insensitive) is listed exactly —
+    /// `example.com` does not admit `eu.example.com`.
+    pub fn admits_email(&self, email: &str) -> bool {
+        if self.allowed_email_domains.is_empty() {
+            return true;
+        }
+        let Some((_, domain)) = email.rsplit_once('@') else {
+            return false;
+        };
+        self.allowed_email_domains
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(domain))
+    }
+
     /// The settings a stored `settings` object describes. Keys that are unknown or invalid
     /// (written before the schema existed) are ignored: their defaults apply.
     pub fn from_stored(stored: &Value) -> Self {
@@ -262,21 +277,35 @@ pub(crate) async fn apply_in(
     Ok(changed)
 }
 
-/// The tenant's settings with defaults filled (`tenant:read`).
-pub async fn get_settings(db: &Db, scope: &TenantScope) -> Result<TenantSettings, TenancyError> {
-    require(scope, Permission::TenantRead)?;
-    let stored: Option<Stored> = db
-        .read_tenant_optional(
-            scope,
+/// Why an address is refused: the tenant's `allowed_email_domains` does not list its domain.
+pub(crate) const NOT_ADMITTED: &str = "is not at one of the tenant's allowed_email_domains";
+
+/// The settings of the scope's tenant, read inside `tx` (defaults filled; `NotFound` for a
+/// deleted tenant).
+pub(crate) async fn settings_in(
+    tx: &mut Tx,
+    scope: &TenantScope,
+) -> Result<TenantSettings, TenancyError> {
+    let Stored(raw) = tx
+        .fetch_optional(
             Query::select()
                 .column("settings")
                 .from("tenants")
                 .and_where(Expr::col("id").eq(scope.tenant_id()))
                 .and_where(Expr::col("status").ne(TenantStatus::Deleted.as_str())),
         )
-        .await?;
-    let Stored(raw) = stored.ok_or(TenancyError::NotFound)?;
+        .await?
+        .ok_or(TenancyError::NotFound)?;
     Ok(TenantSettings::from_stored(&raw))
+}
+
+/// The tenant's settings with defaults filled (`tenant:read`).
+pub async fn get_settings(db: &Db, scope: &TenantScope) -> Result<TenantSettings, TenancyError> {
+    require(scope, Permission::TenantRead)?;
+    let mut tx = db.begin_tenant_read(scope).await?;
+    let settings = settings_in(&mut tx, scope).await?;
+    tx.commit().await?;
+    Ok(settings)
 }
 
 /// Changes settings (`tenant:update`); answers the settings after the change.

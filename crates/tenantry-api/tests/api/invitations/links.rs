@@ -17,6 +17,7 @@ crate::mail_tests!(
     re_inviting_replaces_the_pending_invitation,
     project_invitations_assign_the_role_in_the_project,
     accepting_as_an_existing_member_conflicts,
+    allowed_email_domains_limit_who_joins,
 );
 
 async fn the_mailed_link_previews_and_accepts_once(app: TestApp, sink: SmtpSink) {
@@ -339,4 +340,68 @@ async fn accepting_as_an_existing_member_conflicts(app: TestApp, sink: SmtpSink)
         )
         .await;
     assert_eq!(member.body["role"], "member", "the membership is unchanged");
+}
+
+/// `allowed_email_domains` limits who can be invited or added, and an invitation sent before
+/// the list was narrowed can no longer be accepted.
+async fn allowed_email_domains_limit_who_joins(app: TestApp, sink: SmtpSink) {
+    let w = app.world().await;
+    let email = unique_email("early");
+    invite(&app, &w.tenant, &w.owner, &email, "viewer")
+        .await
+        .assert(201);
+    let token = mailed_token(&sink, &email, &[]).await;
+    let domain = email.rsplit_once('@').unwrap().1.to_owned();
+    app.patch(
+        &format!("/api/v1/tenants/{}/settings", w.tenant),
+        Some(&w.owner.token),
+        json!({"allowed_email_domains": ["acme.test"]}),
+    )
+    .await
+    .assert(200);
+
+    let refused = invite(&app, &w.tenant, &w.owner, &unique_email("late"), "viewer").await;
+    refused.assert_problem(422, "validation_failed");
+    assert_eq!(
+        refused.body["errors"][0]["field"], "email",
+        "{:?}",
+        refused.body
+    );
+    let subdomain = invite(&app, &w.tenant, &w.owner, "x@eu.acme.test", "viewer").await;
+    subdomain.assert_problem(422, "validation_failed");
+    invite(&app, &w.tenant, &w.owner, "ok@ACME.test", "viewer")
+        .await
+        .assert(201);
+    let outsider = app
+        .post(
+            &format!("/api/v1/tenants/{}/members", w.tenant),
+            Some(&w.owner.token),
+            json!({"email": w.outsider.email, "role": "viewer"}),
+        )
+        .await;
+    outsider.assert_problem(422, "validation_failed");
+    assert_eq!(outsider.body["errors"][0]["field"], "email");
+    let by_id = app
+        .post(
+            &format!("/api/v1/tenants/{}/members", w.tenant),
+            Some(&w.owner.token),
+            json!({"user_id": w.outsider.id, "role": "viewer"}),
+        )
+        .await;
+    by_id.assert_problem(422, "validation_failed");
+    assert_eq!(by_id.body["errors"][0]["field"], "user_id");
+
+    // The early invitation is refused now, and accepted once its domain is allowed again.
+    let invitee = app.register(&email).await;
+    accept(&app, &token, &invitee)
+        .await
+        .assert_problem(403, "forbidden");
+    app.patch(
+        &format!("/api/v1/tenants/{}/settings", w.tenant),
+        Some(&w.owner.token),
+        json!({"allowed_email_domains": ["acme.test", domain]}),
+    )
+    .await
+    .assert(200);
+    accept(&app, &token, &invitee).await.assert(200);
 }
