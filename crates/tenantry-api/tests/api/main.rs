@@ -10,6 +10,7 @@ mod admin_users;
 mod api_keys;
 mod audit;
 mod auth;
+mod battery;
 mod idempotency;
 mod idempotency_effects;
 mod invitations;

@@ -156,3 +156,66 @@ async fn every_tenant_table_forces_rls_and_the_request_role_cannot_bypass_it() {
     );
     conn.execute("ROLLBACK").await.unwrap();
 }
+
+#[tokio::test]
+async fn without_a_tenant_or_the_admin_flag_the_request_role_sees_no_tenant_rows() {
+    let Some((app, mut conn)) = postgres_app("rls_no_tenant").await else {
+        return;
+    };
+    let w = app.world().await;
+    app.create_project(&w.tenant, &w.owner, "A1").await;
+    app.post(
+        &format!("/api/v1/tenants/{}/api-keys", w.tenant),
+        Some(&w.owner.token),
+        serde_json::json!({"name": "k", "role": "viewer"}),
+    )
+    .await
+    .assert(201);
+    let tables: Vec<String> = sqlx::query(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+         WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    let count =
+        |table: &str| format!("SELECT count(*) FROM \"{table}\" WHERE tenant_id IS NOT NULL");
+    let mut seen_as_owner = 0;
+    for table in tables.iter().map(String::as_str).chain(["tenants"]) {
+        let sql = if table == "tenants" {
+            "SELECT count(*) FROM tenants".to_owned()
+        } else {
+            count(table)
+        };
+        for flag in [None, Some("off")] {
+            as_tenant(&mut conn, None).await;
+            if let Some(flag) = flag {
+                sqlx::query("SELECT set_config('app.platform_admin', $1, true)")
+                    .bind(flag)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            let visible: i64 = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .fetch_one(&mut conn)
+                .await
+                .unwrap()
+                .get(0);
+            conn.execute("ROLLBACK").await.unwrap();
+            assert_eq!(visible, 0, "{table} with app.platform_admin={flag:?}");
+        }
+        // The same query as the database owner sees the rows, so the zero above is RLS.
+        let stored: i64 = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .get(0);
+        seen_as_owner += stored;
+    }
+    assert!(tables.len() >= 8, "{tables:?}");
+    assert!(seen_as_owner > 10, "the tables hold rows: {seen_as_owner}");
+}
