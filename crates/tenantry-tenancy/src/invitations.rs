@@ -212,7 +212,7 @@ pub async fn create_invitation(
     }
     if !settings::settings_in(&mut tx, scope)
         .await?
-        .admits_email(new.email.as_str())
+        .admits_email(Some(new.email.as_str()))
     {
         return Err(TenancyError::Invalid {
             field: "email",

@@ -143,11 +143,7 @@ pub async fn add_member(
     let now = tenantry_core::now();
     let mut tx = identity.db().begin_tenant(scope).await?;
     let admitted = settings::settings_in(&mut tx, scope).await?;
-    if !user
-        .email
-        .as_deref()
-        .is_some_and(|e| admitted.admits_email(e))
-    {
+    if !admitted.admits_email(user.email.as_deref()) {
         return Err(TenancyError::Invalid {
             field,
             message: NOT_ADMITTED,

@@ -263,12 +263,14 @@ async fn revoked_expired_foreign_and_malformed_keys_are_refused(app: TestApp) {
     app.get(&projects, Some(foreign["key"].as_str().unwrap()))
         .await
         .assert_problem(404, "not_found");
+    // The last character changed (to one it is not: a fixed 'A' would keep 1 key in 64).
+    let last = if key.ends_with('A') { 'B' } else { 'A' };
     for bad in [
         "tnt_",
         "tnt_short",
         &format!("{key}x"),
         &key.replace("tnt_", "tnt-"),
-        &format!("{}A", &key[..46]),
+        &format!("{}{last}", &key[..46]),
     ] {
         app.get(&projects, Some(bad)).await.assert(401);
     }

@@ -172,7 +172,7 @@ pub async fn accept_invitation(
     if tenant.status == TenantStatus::Suspended {
         return Err(TenancyError::Suspended);
     }
-    if !tenant.settings.admits_email(&invitation.email) {
+    if !tenant.settings.admits_email(Some(&invitation.email)) {
         return Err(TenancyError::DomainNotAllowed);
     }
     let claimed = tx

@@ -65,14 +65,15 @@ impl Default for TenantSettings {
 }
 
 impl TenantSettings {
-    /// Whether `allowed_email_domains` admits `email`: any address when the list is empty,
-    /// else one whose domain (after the last `@`, case-insensitive) is listed exactly —
-    /// `example.com` does not admit `eu.example.com`.
-    pub fn admits_email(&self, email: &str) -> bool {
+    /// Whether `allowed_email_domains` admits an account with `email`: anyone when the list
+    /// is empty, else an address whose domain (after the last `@`, case-insensitive) is
+    /// listed exactly — `example.com` does not admit `eu.example.com` — and never an account
+    /// without an address.
+    pub fn admits_email(&self, email: Option<&str>) -> bool {
         if self.allowed_email_domains.is_empty() {
             return true;
         }
-        let Some((_, domain)) = email.rsplit_once('@') else {
+        let Some((_, domain)) = email.and_then(|e| e.rsplit_once('@')) else {
             return false;
         };
         self.allowed_email_domains
@@ -412,5 +413,22 @@ mod tests {
             TenantSettings::from_stored(&json!("x")),
             TenantSettings::default()
         );
+    }
+
+    #[test]
+    fn an_empty_list_admits_everyone_and_a_list_only_its_domains() {
+        let open = TenantSettings::default();
+        assert!(open.admits_email(Some("a@anywhere.test")));
+        assert!(open.admits_email(None), "accounts without an address too");
+        let closed = TenantSettings {
+            allowed_email_domains: vec!["acme.test".into()],
+            ..TenantSettings::default()
+        };
+        assert!(closed.admits_email(Some("ann@ACME.test")));
+        assert!(closed.admits_email(Some("odd@name@acme.test")));
+        assert!(!closed.admits_email(Some("ann@eu.acme.test")));
+        assert!(!closed.admits_email(Some("ann@acme.test.evil")));
+        assert!(!closed.admits_email(Some("acme.test")));
+        assert!(!closed.admits_email(None));
     }
 }
