@@ -25,9 +25,11 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 mod cluster;
+mod s3;
 mod smtp;
 mod url;
 
+pub use s3::{REGION as S3_REGION, S3Server, s3_server};
 pub use smtp::{Delivered, SmtpSink, SmtpTls, TlsSink, smtp_sink, smtp_sink_tls};
 
 use std::time::Duration;
