@@ -11,6 +11,8 @@
 //! unless the tenant id in it is wrong. `{yyyy}/{mm}` (of the file's creation) spreads a
 //! tenant's files over prefixes and makes age-based lifecycle rules and inventories cheap.
 //! The SHA-256 in the name lets an operator verify an object without the database.
+//! Identifiers are written in their 32-digit form without hyphens: keys stay short (a file key
+//! is 152 bytes), which some S3-compatible servers that map keys to file names need.
 
 use std::fmt;
 
@@ -90,7 +92,8 @@ impl BlobKey {
         }
         Ok(Self(format!(
             "{TENANTS}/{tenant}/{FILES}/{yyyy:04}/{mm:02}/{file_id}_{sha256}",
-            tenant = tenant_id.as_uuid(),
+            tenant = tenant_id.as_uuid().simple(),
+            file_id = file_id.simple(),
             yyyy = created_at.year(),
             mm = created_at.month(),
         )))
@@ -100,8 +103,8 @@ impl BlobKey {
     pub fn staging(tenant_id: TenantId) -> Self {
         Self(format!(
             "{TENANTS}/{tenant}/{STAGING}/{upload}",
-            tenant = tenant_id.as_uuid(),
-            upload = Uuid::now_v7()
+            tenant = tenant_id.as_uuid().simple(),
+            upload = Uuid::now_v7().simple()
         ))
     }
 
@@ -112,17 +115,23 @@ impl BlobKey {
 
     /// Prefix of everything stored for `tenant_id`.
     pub fn tenant_prefix(tenant_id: TenantId) -> Self {
-        Self(format!("{TENANTS}/{}", tenant_id.as_uuid()))
+        Self(format!("{TENANTS}/{}", tenant_id.as_uuid().simple()))
     }
 
     /// Prefix of the stored files of `tenant_id`.
     pub fn files_prefix(tenant_id: TenantId) -> Self {
-        Self(format!("{TENANTS}/{}/{FILES}", tenant_id.as_uuid()))
+        Self(format!(
+            "{TENANTS}/{}/{FILES}",
+            tenant_id.as_uuid().simple()
+        ))
     }
 
     /// Prefix of the uploads in progress of `tenant_id`.
     pub fn staging_prefix(tenant_id: TenantId) -> Self {
-        Self(format!("{TENANTS}/{}/{STAGING}", tenant_id.as_uuid()))
+        Self(format!(
+            "{TENANTS}/{}/{STAGING}",
+            tenant_id.as_uuid().simple()
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -195,5 +204,76 @@ impl fmt::Debug for BlobKey {
 impl AsRef<str> for BlobKey {
     fn as_ref(&self) -> &str {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    const SHA: &str = "6b0698a2c35ab08f3a2d6d94615eb501ecf3f404733530be0ea94e0d3a31c78b";
+
+    #[test]
+    fn file_keys_follow_the_layout_and_classify_back() {
+        let tenant = TenantId::new();
+        let file_id = Uuid::now_v7();
+        let at = Utc.with_ymd_and_hms(2026, 3, 9, 12, 0, 0).unwrap();
+        let key = BlobKey::file(tenant, file_id, SHA, at).unwrap();
+        assert_eq!(
+            key.as_str(),
+            format!(
+                "tenants/{}/files/2026/03/{}_{SHA}",
+                tenant.as_uuid().simple(),
+                file_id.simple()
+            )
+        );
+        assert_eq!(key.as_str().len(), 152);
+        assert_eq!(BlobKey::parse(key.as_str()), Ok(key.clone()));
+        assert_eq!(key.tenant_id(), Some(tenant));
+        assert_eq!(
+            key.kind(),
+            Some(KeyKind::File {
+                tenant_id: tenant,
+                file_id,
+                sha256: SHA.to_owned()
+            })
+        );
+        assert!(
+            key.as_str()
+                .starts_with(BlobKey::files_prefix(tenant).as_str())
+        );
+        assert!(BlobKey::file(tenant, file_id, &SHA.to_uppercase(), at).is_err());
+        assert!(BlobKey::file(tenant, file_id, &SHA[1..], at).is_err());
+    }
+
+    #[test]
+    fn staging_keys_are_fresh_and_classify_back() {
+        let tenant = TenantId::new();
+        let (a, b) = (BlobKey::staging(tenant), BlobKey::staging(tenant));
+        assert_ne!(a, b);
+        assert!(
+            matches!(a.kind(), Some(KeyKind::Staging { tenant_id, .. }) if tenant_id == tenant)
+        );
+        assert!(
+            a.as_str()
+                .starts_with(BlobKey::staging_prefix(tenant).as_str())
+        );
+    }
+
+    #[test]
+    fn parse_refuses_what_could_escape_or_confuse() {
+        for bad in [
+            "", "/a", "a/", "a//b", "a/../b", "./a", "a/b#1", "a b", "a\\b", "é", "a?b",
+        ] {
+            assert!(BlobKey::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(BlobKey::parse(&"a".repeat(1025)).is_err());
+        assert_eq!(BlobKey::parse("other/thing").unwrap().kind(), None);
+        assert_eq!(
+            BlobKey::parse("tenants/x/files/a/b/c").unwrap().kind(),
+            None
+        );
     }
 }

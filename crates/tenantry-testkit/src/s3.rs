@@ -157,9 +157,13 @@ fn start_own() -> Result<S3Server, String> {
 }
 
 impl S3Server {
-    /// Creates a bucket with a fresh name (`t-<uuid>`) and returns the name.
+    /// Creates a bucket with a fresh name (`t` and 12 random hex digits) and returns the name.
+    /// Short on purpose: s3s-fs keeps a sidecar file per object named after base64(bucket) and
+    /// base64(key), which must fit in 255 bytes (keys up to about 155 bytes).
     pub async fn create_bucket(&self) -> String {
-        let bucket = format!("t-{}", uuid::Uuid::now_v7().simple());
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        // The last digits of a UUIDv7 are random; the first ones are a timestamp.
+        let bucket = format!("t{}", &id[20..]);
         let status = self
             .signed_request("PUT", &format!("/{bucket}"))
             .await

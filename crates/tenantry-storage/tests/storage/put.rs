@@ -169,9 +169,10 @@ async fn promote_moves_to_the_final_key(f: &Fixture) {
     assert_eq!(
         final_key.as_str(),
         format!(
-            "tenants/{}/files/{}/{file_id}_{}",
-            f.tenant.as_uuid(),
+            "tenants/{}/files/{}/{}_{}",
+            f.tenant.as_uuid().simple(),
             created.format("%Y/%m"),
+            file_id.simple(),
             outcome.sha256
         )
     );
