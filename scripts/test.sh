@@ -14,9 +14,13 @@
 #   TENANTRY_TEST_SMTP_URL / TENANTRY_TEST_SMTP_DIR
 #                                 an SMTP server for the mail tests and the directory where it
 #                                 stores messages (default: one started here, scripts/lib/smtp_sink.py)
+#   TENANTRY_TEST_S3_URL          http://ACCESS_KEY:SECRET@HOST:PORT of an S3-compatible server for
+#                                 the storage tests (default: s3s-fs started here, scripts/lib/s3.sh)
 #
 # What it installs, only when missing: the PostgreSQL server binaries (apt-get), the rustfmt /
-# clippy components (rustup) and aiosmtpd (PyPI, into a virtual environment under target/). cargo-nextest is used when installed, `cargo test` otherwise.
+# clippy components (rustup), aiosmtpd (PyPI, into a virtual environment under target/) and the
+# s3s-fs S3 server (crates.io, `cargo install` into target/test-tools/s3s: a few minutes the
+# first time). cargo-nextest is used when installed, `cargo test` otherwise.
 #
 # Unless TENANTRY_TEST_DATABASE_URL is set, one throw-away PostgreSQL cluster is started for the
 # whole run and exported as TENANTRY_TEST_DATABASE_URL, so that test processes (nextest runs one
@@ -31,6 +35,8 @@ step() { printf '\n==> %s\n' "$*"; }
 . "scripts/lib/postgres.sh"
 # shellcheck source=lib/smtp.sh
 . "scripts/lib/smtp.sh"
+# shellcheck source=lib/s3.sh
+. "scripts/lib/s3.sh"
 
 ensure_rust_component() { # <cargo subcommand> <rustup component>
     if ! cargo "$1" --version >/dev/null 2>&1; then
@@ -75,6 +81,10 @@ start_shared_postgres
 step "Starting the SMTP server for the tests"
 start_smtp_sink || warn "no shared SMTP server; mail tests start their own or skip"
 trap 'stop_smtp_sink; stop_shared_postgres' EXIT
+
+step "Starting the S3 server for the tests"
+start_s3_server || warn "no shared S3 server; storage tests start their own or skip"
+trap 'stop_s3_server; stop_smtp_sink; stop_shared_postgres' EXIT
 
 status=0
 if [ "$RUNNER" = nextest ]; then

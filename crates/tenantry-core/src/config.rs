@@ -32,6 +32,11 @@ pub struct Config {
     /// `smtps://…` (implicit TLS) or `smtp://…?tls=none`. Unset: messages are written
     /// under `<data_dir>/mail/`.
     pub smtp_url: Option<SecretString>,
+    /// Where file contents live: `file://PATH` (a local directory) or `s3://BUCKET` (with the
+    /// `s3` section). Unset: `file://<data_dir>/blobs`. Parsed by `tenantry-storage`.
+    pub storage_url: Option<String>,
+    /// The S3-compatible service of an `s3://` storage URL.
+    pub s3: S3Config,
     pub mail: MailConfig,
     pub rate_limits: RateLimitConfig,
     pub database: DatabaseConfig,
@@ -53,6 +58,8 @@ impl Default for Config {
             bootstrap_admin_password: None,
             secret_key: None,
             smtp_url: None,
+            storage_url: None,
+            s3: S3Config::default(),
             mail: MailConfig::default(),
             rate_limits: RateLimitConfig::default(),
             database: DatabaseConfig::default(),
@@ -68,6 +75,25 @@ impl Default for Config {
 pub enum LogFormat {
     Json,
     Text,
+}
+
+/// An S3-compatible object store (`TENANTRY_S3__*`). Only read when `storage_url` is `s3://…`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// Base URL of the service, e.g. `https://s3.eu-west-1.amazonaws.com` or
+    /// `http://127.0.0.1:9000` (plain `http://` is allowed because it was asked for
+    /// explicitly). Unset: AWS S3 of `region`.
+    pub endpoint: Option<String>,
+    /// Signing region; default `us-east-1` (what most S3-compatible servers expect).
+    pub region: Option<String>,
+    /// Static credentials. Unset: none are sent, unless the AWS environment provides them
+    /// (instance metadata, `AWS_*` variables).
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<SecretString>,
+    /// Path-style URLs (`ENDPOINT/BUCKET/KEY`) instead of virtual-hosted ones
+    /// (`BUCKET.ENDPOINT/KEY`); most self-hosted servers need this.
+    pub path_style: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

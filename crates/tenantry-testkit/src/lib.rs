@@ -20,14 +20,24 @@
 //! stderr, the function returns `None`), unless `TENANTRY_TEST_STRICT=1` (CI), in which case
 //! the test panics with the reason.
 
+//!
+//! # SMTP and S3
+//!
+//! [`smtp_sink`] and [`s3_server`] hand out real servers on loopback: the ones `scripts/test.sh`
+//! started for the run (`TENANTRY_TEST_SMTP_URL`, `TENANTRY_TEST_S3_URL`), else one started for
+//! the test from what the test command installed under `target/test-tools/`, with the same
+//! skip-or-panic rule.
+
 // Test-only code: this crate is only ever a dev-dependency of tests, and failing loudly
 // (expect/unwrap/panic) is the right reaction when the test environment is unusable.
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 mod cluster;
+mod s3;
 mod smtp;
 mod url;
 
+pub use s3::{REGION as S3_REGION, S3Server, s3_server};
 pub use smtp::{Delivered, SmtpSink, SmtpTls, TlsSink, smtp_sink, smtp_sink_tls};
 
 use std::time::Duration;
