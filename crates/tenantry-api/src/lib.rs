@@ -58,6 +58,7 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     pub limits: limits::Limits,
     pub idempotency: idempotency::Idempotency,
+    pub files: tenantry_files::Files,
 }
 
 impl std::ops::Deref for AppState {
@@ -76,6 +77,8 @@ pub fn migrations() -> Vec<Migration> {
         tenantry_tenancy::migrations::MIGRATIONS,
         tenantry_audit::migrations::MIGRATIONS,
         idempotency::migrations::MIGRATIONS,
+        tenantry_events::migrations::MIGRATIONS,
+        tenantry_files::migrations::MIGRATIONS,
     ]
     .concat()
 }
@@ -97,6 +100,7 @@ pub fn migrations() -> Vec<Migration> {
         (name = "audit", description = "The audit trail: who changed what, from where, with what outcome"),
         (name = "operations", description = "Health, readiness, metrics and keys"),
         (name = "admin", description = "Platform administration (platform administrators only)"),
+        (name = "files", description = "Documents and their stored files, downloads and storage usage"),
     ),
 )]
 struct ApiDoc;
@@ -141,6 +145,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::audit::router())
         .merge(routes::settings::router())
         .merge(routes::admin::router())
+        .merge(routes::documents::router())
+        .merge(routes::files::router())
+        .merge(routes::downloads::router())
 }
 
 /// The API routes and their OpenAPI document (with what the middleware adds to every
@@ -286,6 +293,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let key = MasterKey::load_or_create(&config)?;
     let identity = identity_with_key(&db, &config, key.clone()).await?;
     bootstrap_admin(&identity, &config).await?;
+    let files = files_service(&db, &config, &key)?;
     let idempotency = idempotency::Idempotency::new(
         db.clone(),
         key,
@@ -297,9 +305,36 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         identity,
         idempotency,
         limits: limits::Limits::new(&config.rate_limits),
+        files,
         config,
         metrics: metrics_handle()?,
     })))
+}
+
+/// The files service: the configured blob store and the signer of local download URLs (a
+/// subkey of the data key, so every node signs alike). Also used by the CLI.
+pub fn files_service(
+    db: &Db,
+    config: &Config,
+    key: &MasterKey,
+) -> anyhow::Result<tenantry_files::Files> {
+    let storage = tenantry_storage::StorageConfig::from_config(config)?;
+    let store = tenantry_storage::BlobStore::open(&storage).context("opening the blob store")?;
+    let signer = tenantry_storage::UrlSigner::new(&key.mac("tenantry/v1/download-url-key", b""))
+        .context("download URL signing key")?;
+    let settings = tenantry_files::FilesSettings {
+        max_upload_bytes: config.files.max_upload_bytes,
+        quota_bytes: config.files.quota_bytes,
+        download_ttl: Duration::from_secs(config.files.download_url_ttl_secs.max(1)),
+        orphan_grace: Duration::from_secs(config.files.orphan_grace_secs),
+        public_url: config.effective_public_url(),
+    };
+    Ok(tenantry_files::Files::new(
+        db.clone(),
+        store,
+        signer,
+        settings,
+    ))
 }
 
 /// The identity service with its data key and mailer (also used by the CLI).
@@ -374,7 +409,7 @@ async fn purge_deleted_tenants(state: &AppState) {
 
 /// Periodic upkeep: rate-limiter keys of idle clients, tenants and API keys (every minute),
 /// expired identity rows and idempotency keys, and tenants past their deletion window (hourly,
-/// first a minute after start).
+/// first a minute after start), and orphaned files (`files.sweep_interval_secs`).
 fn spawn_housekeeping(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -385,6 +420,15 @@ fn spawn_housekeeping(
         let mut prune = tokio::time::interval_at(
             tokio::time::Instant::now() + Duration::from_secs(60),
             PRUNE_EVERY,
+        );
+        // Never (`0`) is a sweep period far beyond any process's life.
+        let sweep_every = match state.config.files.sweep_interval_secs {
+            0 => Duration::from_secs(u64::from(u32::MAX)),
+            secs => Duration::from_secs(secs),
+        };
+        let mut sweep = tokio::time::interval_at(
+            tokio::time::Instant::now() + sweep_every.min(Duration::from_secs(120)),
+            sweep_every,
         );
         loop {
             tokio::select! {
@@ -398,6 +442,13 @@ fn spawn_housekeeping(
                         tracing::warn!(error = %e, "pruning idempotency keys failed");
                     }
                     purge_deleted_tenants(&state).await;
+                }
+                _ = sweep.tick() => {
+                    let scope = tenantry_db::AdminScope::for_housekeeping();
+                    let grace = state.files.settings().orphan_grace;
+                    if let Err(e) = state.files.sweep(&scope, grace).await {
+                        tracing::warn!(error = %e, "sweeping orphaned files failed");
+                    }
                 }
             }
         }

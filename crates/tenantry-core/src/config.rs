@@ -43,6 +43,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub tenancy: TenancyConfig,
+    pub files: FilesConfig,
 }
 
 impl Default for Config {
@@ -66,6 +67,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
             tenancy: TenancyConfig::default(),
+            files: FilesConfig::default(),
         }
     }
 }
@@ -442,6 +444,37 @@ impl Default for TenancyConfig {
     fn default() -> Self {
         Self {
             deleted_retention_days: 30,
+        }
+    }
+}
+
+/// Documents and files (`TENANTRY_FILES__*`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilesConfig {
+    /// Largest upload in bytes (default 100 MiB); never more than the tenant's quota room.
+    pub max_upload_bytes: u64,
+    /// Bytes each tenant may store (identical content counted once); 0 = unlimited.
+    pub quota_bytes: u64,
+    /// Seconds a download URL works (default 3600).
+    pub download_url_ttl_secs: u64,
+    /// Seconds before an orphan (a stored object without a row, a file no document
+    /// references, a staged upload) is collected (default 3600). Must exceed the longest
+    /// upload.
+    pub orphan_grace_secs: u64,
+    /// Seconds between sweeps for orphans (default 600; 0 = never, e.g. when another
+    /// process sweeps).
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 100 * 1024 * 1024,
+            quota_bytes: 0,
+            download_url_ttl_secs: 3600,
+            orphan_grace_secs: 3600,
+            sweep_interval_secs: 600,
         }
     }
 }

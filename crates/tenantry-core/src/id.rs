@@ -112,6 +112,10 @@ typed_id!(
     InvitationId,
     /// One record of the audit trail.
     AuditId,
+    /// A document: a named reference to stored content.
+    DocumentId,
+    /// Stored content, one per distinct SHA-256 in a tenant.
+    FileId,
 );
 
 #[cfg(test)]

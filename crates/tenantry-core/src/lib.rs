@@ -13,7 +13,10 @@ pub mod problem;
 pub mod time;
 pub mod values;
 
-pub use id::{ApiKeyId, AuditId, InvitationId, ProjectId, RoleId, SessionId, TenantId, UserId};
+pub use id::{
+    ApiKeyId, AuditId, DocumentId, FileId, InvitationId, ProjectId, RoleId, SessionId, TenantId,
+    UserId,
+};
 pub use origin::Origin;
 pub use page::{Cursor, Page, PageRequest};
 pub use permission::{Permission, SystemRole};

@@ -49,6 +49,11 @@ catalog! {
     ApiKeysManage = 11, "api_keys:manage", "Create and revoke API keys";
     AuditRead = 12, "audit:read", "Read the tenant's audit trail";
     InvitationsRead = 13, "invitations:read", "List pending invitations";
+    DocumentsRead = 14, "documents:read", "List, read and download documents";
+    DocumentsWrite = 15, "documents:write", "Upload documents and change their metadata";
+    DocumentsDelete = 16, "documents:delete", "Delete documents";
+    FilesRead = 17, "files:read", "List stored files and the documents that reference them";
+    FilesDelete = 18, "files:delete", "Delete stored files no document references";
 }
 
 impl Permission {
@@ -59,6 +64,9 @@ impl Permission {
         Permission::ProjectsRead,
         Permission::ProjectsWrite,
         Permission::ProjectsDelete,
+        Permission::DocumentsRead,
+        Permission::DocumentsWrite,
+        Permission::DocumentsDelete,
     ]);
 
     /// Reads that reveal who can do what or who did what; viewers and members do not get them.
@@ -188,9 +196,16 @@ const MEMBER: PermissionSet = PermissionSet::of(&[
     RolesRead,
     ProjectsRead,
     ProjectsWrite,
+    DocumentsRead,
+    DocumentsWrite,
 ]);
-const VIEWER: PermissionSet =
-    PermissionSet::of(&[TenantRead, MembersRead, RolesRead, ProjectsRead]);
+const VIEWER: PermissionSet = PermissionSet::of(&[
+    TenantRead,
+    MembersRead,
+    RolesRead,
+    ProjectsRead,
+    DocumentsRead,
+]);
 
 impl SystemRole {
     pub const ALL: [SystemRole; 4] = [Self::Owner, Self::Admin, Self::Member, Self::Viewer];

@@ -117,6 +117,9 @@ constructors! {
     idempotency_key_reused => (UNPROCESSABLE_ENTITY, "idempotency_key_reused", "The idempotency key was used with a different request");
     email_mismatch => (FORBIDDEN, "email_mismatch", "The invitation is for another e-mail address");
     platform_admin_required => (FORBIDDEN, "platform_admin_required", "Platform administrators only");
+    signature_invalid => (FORBIDDEN, "signature_invalid", "The signed link is invalid or has expired");
+    file_in_use => (CONFLICT, "file_in_use", "The file is still referenced by documents");
+    range_not_satisfiable => (RANGE_NOT_SATISFIABLE, "range_not_satisfiable", "Range not satisfiable");
     quota_exceeded => (PAYMENT_REQUIRED, "quota_exceeded", "Plan quota exceeded");
     feature_not_in_plan => (PAYMENT_REQUIRED, "feature_not_in_plan", "Feature not in plan");
     payload_too_large => (PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large");

@@ -453,3 +453,22 @@ pub(crate) fn scope_for_invitation(
         Arc::new(origin.clone()),
     )
 }
+
+/// The scope in which the bytes behind a server-signed download link are read. It grants
+/// no permission: it confines the read to the link's tenant and names the user who asked
+/// for the link. Issue it only after the link's signature was verified
+/// (`tenantry_files::Files::verify_download`): the signature is the authorization, made when
+/// that user could read the document.
+pub fn scope_for_signed_download(
+    tenant_id: TenantId,
+    user_id: UserId,
+    origin: &Origin,
+) -> TenantScope {
+    TenantScope::issue_after_authorization(
+        tenant_id,
+        Actor::User(user_id),
+        tenantry_core::permission::PermissionSet::EMPTY,
+        ProjectAccess::default(),
+        Arc::new(origin.clone()),
+    )
+}

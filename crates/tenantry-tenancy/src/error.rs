@@ -59,6 +59,9 @@ pub enum TenancyError {
     /// An invitation token that is unknown, used, revoked or expired.
     #[error("the invitation link is invalid, used or expired")]
     InvitationInvalid,
+    /// Deleting a project that documents still belong to.
+    #[error("the project still has documents")]
+    ProjectHasDocuments,
     /// Accepting an invitation whose address the tenant's `allowed_email_domains` no longer
     /// admits.
     #[error("the tenant does not admit this e-mail domain")]
@@ -142,6 +145,8 @@ impl From<TenancyError> for Problem {
                 .with_field(field, message),
             TenancyError::InvitationInvalid => Problem::link_invalid()
                 .with_detail("the invitation is unknown, already used, revoked or expired"),
+            TenancyError::ProjectHasDocuments => Problem::conflict()
+                .with_detail("the project still has documents; delete them first"),
             TenancyError::DomainNotAllowed => Problem::forbidden()
                 .with_detail("the tenant now admits only e-mail addresses of its allowed domains"),
             TenancyError::EmailMismatch => Problem::email_mismatch()

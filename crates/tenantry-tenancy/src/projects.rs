@@ -277,7 +277,12 @@ pub async fn delete_project(
                 .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
                 .and_where(Expr::col("id").eq(id)),
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // Documents reference the project (their foreign key has no cascade).
+            DbError::ForeignKeyViolation => TenancyError::ProjectHasDocuments,
+            e => e.into(),
+        })?;
     if deleted == 0 {
         return Err(TenancyError::NotFound);
     }

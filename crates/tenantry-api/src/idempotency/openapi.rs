@@ -56,6 +56,18 @@ fn rate_limited() -> utoipa::openapi::Response {
         .build()
 }
 
+/// Whether the operation's body is a multipart upload, which streams to storage: it is
+/// never buffered to compare a retry's body, so it takes no `Idempotency-Key`.
+fn streams_body(operation: &utoipa::openapi::path::Operation) -> bool {
+    operation
+        .request_body
+        .as_ref()
+        .is_some_and(|body| match body {
+            RefOr::T(body) => body.content.keys().any(|t| t.starts_with("multipart/")),
+            RefOr::Ref(_) => false,
+        })
+}
+
 /// Documents the header and the 429s; returns the path templates of the POST operations
 /// that take an `Idempotency-Key` (those that require a bearer credential).
 pub fn document(openapi: &mut OpenApi) -> HashSet<String> {
@@ -63,6 +75,7 @@ pub fn document(openapi: &mut OpenApi) -> HashSet<String> {
     for (path, item) in &mut openapi.paths.paths {
         if let Some(post) = item.post.as_mut()
             && requires_bearer(post)
+            && !streams_body(post)
         {
             post.parameters
                 .get_or_insert_with(Vec::new)
