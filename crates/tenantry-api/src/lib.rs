@@ -474,12 +474,15 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
         let bind = config.bind;
-        let state = build_state(config).await?;
         let listener = TcpListener::bind(bind)
             .await
             .with_context(|| format!("binding {bind}"))?;
+        // With port 0 the system picked one: links built from the listening address
+        // (`effective_public_url`) must name it.
+        config.bind = listener.local_addr().context("the bound address")?;
+        let state = build_state(config).await?;
         Ok(Self { listener, state })
     }
 

@@ -26,6 +26,14 @@ pub(crate) fn can(scope: &TenantScope, project: Option<ProjectId>, permission: P
     }
 }
 
+/// Whether the caller holds neither `documents:read` nor `permission` for any document
+/// (outside projects or in any project).
+pub(crate) fn reads_none(scope: &TenantScope, permission: Permission) -> bool {
+    [Permission::DocumentsRead, permission]
+        .iter()
+        .all(|p| !scope.can(*p) && scope.projects().filter(*p) == ProjectFilter::None)
+}
+
 /// `permission` on a document of `project` that exists: `NotFound` when the caller cannot
 /// even read it, `Forbidden` when they read it but lack `permission`.
 pub(crate) fn require_on(

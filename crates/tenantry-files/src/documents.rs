@@ -10,7 +10,7 @@ use tenantry_storage::sniff::MimeType;
 
 use crate::{
     Document, Files, FilesError,
-    access::{can, confine, require_on},
+    access::{can, confine, reads_none, require_on},
     usage::{self, Delta},
 };
 
@@ -121,7 +121,7 @@ impl Files {
         let mut tx = self.db().begin_tenant_read(scope).await?;
         let document = fetch(&mut tx, scope, id).await?;
         tx.commit().await?;
-        visible(scope, document)
+        visible(scope, document, Permission::DocumentsRead)
     }
 
     /// Renames a document or corrects its MIME type (`documents:write`).
@@ -132,7 +132,11 @@ impl Files {
         change: DocumentChange,
     ) -> Result<Document, FilesError> {
         let mut tx = self.db().begin_tenant(scope).await?;
-        let before = visible(scope, fetch(&mut tx, scope, id).await?)?;
+        let before = visible(
+            scope,
+            fetch(&mut tx, scope, id).await?,
+            Permission::DocumentsWrite,
+        )?;
         require_on(scope, before.project_id, Permission::DocumentsWrite)?;
         let mut update = Query::update();
         update
@@ -172,7 +176,11 @@ impl Files {
         id: DocumentId,
     ) -> Result<(), FilesError> {
         let mut tx = self.db().begin_tenant(scope).await?;
-        let document = visible(scope, fetch(&mut tx, scope, id).await?)?;
+        let document = visible(
+            scope,
+            fetch(&mut tx, scope, id).await?,
+            Permission::DocumentsDelete,
+        )?;
         require_on(scope, document.project_id, Permission::DocumentsDelete)?;
         let deleted = tx
             .execute(
@@ -223,13 +231,22 @@ impl Files {
     }
 }
 
-/// The document if the caller may read it, else `NotFound`.
+/// The document if the caller may read it or holds `permission` where it lives, else
+/// `NotFound` — or `Forbidden` when the caller holds neither for any document at all (like a
+/// missing one, that reveals nothing about this document).
 pub(crate) fn visible(
     scope: &TenantScope,
     document: Option<Document>,
+    permission: Permission,
 ) -> Result<Document, FilesError> {
+    if reads_none(scope, permission) {
+        return Err(FilesError::Forbidden(permission));
+    }
     document
-        .filter(|d| can(scope, d.project_id, Permission::DocumentsRead))
+        .filter(|d| {
+            can(scope, d.project_id, Permission::DocumentsRead)
+                || can(scope, d.project_id, permission)
+        })
         .ok_or(FilesError::NotFound)
 }
 

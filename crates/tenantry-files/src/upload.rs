@@ -78,7 +78,17 @@ impl Files {
         S: Stream<Item = Result<bytes::Bytes, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     {
-        if !can(scope, project, Permission::DocumentsWrite) {
+        // Without a project yet (the form may name it after the file), the caller must be
+        // able to upload somewhere; `commit_upload` checks the final place.
+        let allowed = match project {
+            Some(_) => can(scope, project, Permission::DocumentsWrite),
+            None => {
+                scope.can(Permission::DocumentsWrite)
+                    || scope.projects().filter(Permission::DocumentsWrite)
+                        != tenantry_db::ProjectFilter::None
+            }
+        };
+        if !allowed {
             return Err(FilesError::Forbidden(Permission::DocumentsWrite));
         }
         let max = self.settings().max_upload_bytes;

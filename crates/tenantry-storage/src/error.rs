@@ -58,11 +58,7 @@ impl From<StorageError> for Problem {
     fn from(error: StorageError) -> Self {
         match error {
             StorageError::NotFound { .. } => Problem::not_found(),
-            StorageError::RangeNotSatisfiable { .. } => Problem::new(
-                http::StatusCode::RANGE_NOT_SATISFIABLE,
-                "range_not_satisfiable",
-                "Range not satisfiable",
-            ),
+            StorageError::RangeNotSatisfiable { .. } => Problem::range_not_satisfiable(),
             error @ (StorageError::Backend { .. }
             | StorageError::Unsupported(_)
             | StorageError::Io { .. }) => Problem::internal_error(&anyhow::Error::new(error)),

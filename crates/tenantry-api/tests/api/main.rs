@@ -11,6 +11,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod battery;
+mod documents;
 mod idempotency;
 mod idempotency_effects;
 mod invitations;

@@ -3,7 +3,10 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestUser};
+use crate::{
+    documents::{Upload, upload},
+    helpers::{TestApp, TestUser},
+};
 
 crate::backend_tests!(
     custom_roles_are_created_listed_and_validated,
@@ -277,6 +280,43 @@ async fn every_permission_in_the_catalog_is_enforced(app: TestApp) {
             ),
             "audit:read" => ("GET", format!("/api/v1/tenants/{t}/audit-logs"), None),
             "invitations:read" => ("GET", format!("/api/v1/tenants/{t}/invitations"), None),
+            "documents:read" => ("GET", format!("/api/v1/tenants/{t}/documents"), None),
+            "documents:write" => {
+                // A multipart upload: checked here, outside the JSON request below.
+                let mut up = Upload::text("refused", "refused.txt");
+                up.mime_type = Some("text/plain");
+                upload(&app, &t, &empty.token, up)
+                    .await
+                    .assert_problem(403, "forbidden");
+                upload(
+                    &app,
+                    &t,
+                    &user.token,
+                    Upload::text(&format!("w{i}"), "w.txt"),
+                )
+                .await
+                .assert(201);
+                continue;
+            }
+            "documents:delete" => (
+                "DELETE",
+                format!(
+                    "/api/v1/tenants/{t}/documents/{}",
+                    owner_document(&app, &t, &w.owner, i).await.0
+                ),
+                None,
+            ),
+            "files:read" => ("GET", format!("/api/v1/tenants/{t}/files"), None),
+            "files:delete" => {
+                let (document, file) = owner_document(&app, &t, &w.owner, i).await;
+                app.delete(
+                    &format!("/api/v1/tenants/{t}/documents/{document}"),
+                    Some(&w.owner.token),
+                )
+                .await
+                .assert(204);
+                ("DELETE", format!("/api/v1/tenants/{t}/files/{file}"), None)
+            }
             other => panic!("permission {other} has no enforcement test: add one here"),
         };
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -292,4 +332,20 @@ async fn every_permission_in_the_catalog_is_enforced(app: TestApp) {
             allowed.body
         );
     }
+}
+
+/// A document the owner uploads (distinct content per `i`): its id and file id.
+async fn owner_document(app: &TestApp, t: &str, owner: &TestUser, i: usize) -> (String, String) {
+    let r = upload(
+        app,
+        t,
+        &owner.token,
+        Upload::text(&format!("owned {i}"), "o.txt"),
+    )
+    .await;
+    r.assert(201);
+    (
+        r.body["id"].as_str().unwrap().to_owned(),
+        r.body["file_id"].as_str().unwrap().to_owned(),
+    )
 }

@@ -27,6 +27,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/reset-password"),
     ("POST", "/api/v1/auth/verify-email"),
     ("GET", "/api/v1/invitations/{token}"),
+    // The signature in the query is the credential.
+    ("GET", "/api/v1/downloads/{tenant_id}/{document_id}"),
 ];
 
 fn body_for(method: &Method) -> Option<Value> {

@@ -93,7 +93,16 @@ const BODIES: &[(&str, &str)] = &[
     ("disable", r#"{"password": "{password}", "code": "000000"}"#),
     ("confirm", r#"{"code": "000000"}"#),
     ("change_password", "{}"),
+    ("upload_document", MULTIPART),
+    ("patch_document", r#"{"filename": "renamed-{n}.txt"}"#),
+    (
+        "put_document",
+        r#"{"filename": "put-{n}.txt", "mime_type": "text/plain"}"#,
+    ),
 ];
+
+/// The body of a multipart upload: a small text file (`{n}` makes each one new content).
+const MULTIPART: &str = "<multipart: battery {n}>";
 
 /// One operation of the document.
 struct Operation {
@@ -190,6 +199,8 @@ impl Battery {
             "role_id" => pick(&a.role, &b.role),
             "api_key_id" => pick(&a.key, &b.key),
             "invitation_id" => pick(&a.invitation, &b.invitation),
+            "document_id" => pick(&a.document, &b.document),
+            "file_id" => pick(&a.file, &b.file),
             "session_id" => {
                 let own = caller.spare_session.as_deref().unwrap_or(NOTHING);
                 pick(own, &self.b_session)
@@ -237,10 +248,32 @@ impl Walk {
         }
         let token = c.token.clone();
         let name = c.name;
-        let body = op.body.map(|t| self.body(t));
-        let resp = app
-            .request(op.method.clone(), &path, token.as_deref(), body)
-            .await;
+        let resp = match op.body {
+            Some(MULTIPART) => {
+                self.counter += 1;
+                let form = reqwest::multipart::Form::new()
+                    .text("filename", "battery.txt")
+                    .text("mime_type", "text/plain")
+                    .text("file", format!("battery {}", self.counter));
+                let mut request = app.client.post(app.url(&path)).multipart(form);
+                if let Some(token) = &token {
+                    request = request.bearer_auth(token);
+                }
+                let sent = request.send().await.expect("sent");
+                let (status, headers) = (sent.status(), sent.headers().clone());
+                let bytes = sent.bytes().await.expect("body");
+                Resp {
+                    status,
+                    headers,
+                    body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                }
+            }
+            template => {
+                let body = template.map(|t| self.body(t));
+                app.request(op.method.clone(), &path, token.as_deref(), body)
+                    .await
+            }
+        };
         self.requests += 1;
         let what = format!("{} {} as {name} with {ids:?} ids", op.method, op.path);
         assert!(

@@ -18,6 +18,9 @@ pub struct Side {
     pub invitation: String,
     /// The invitation's mailed token (`{token}`), read back from the mail directory.
     pub invitation_token: String,
+    /// A document in the project, and its stored file.
+    pub document: String,
+    pub file: String,
 }
 
 /// A caller of the walk: a role of tenant A, an API key, or nobody.
@@ -91,6 +94,16 @@ async fn furnish(
         )
         .await;
     invitation.assert(201);
+    let content = format!("{label} document content");
+    let document = crate::documents::upload(
+        app,
+        tenant,
+        &owner.token,
+        crate::documents::Upload::text(&content, &format!("{label}-document.txt"))
+            .in_project(&project),
+    )
+    .await;
+    document.assert(201);
     Side {
         tenant: tenant.to_owned(),
         owner: owner.clone(),
@@ -100,6 +113,11 @@ async fn furnish(
         key: id_of(&key.body),
         invitation: id_of(&invitation.body),
         invitation_token: mailed_token(app, &invitee).await,
+        document: id_of(&document.body),
+        file: document.body["file_id"]
+            .as_str()
+            .expect("file_id")
+            .to_owned(),
     }
 }
 
@@ -240,6 +258,10 @@ impl Battery {
             b.invitation.clone(),
             "foreign-invitee".to_owned(),
             b.invitation_token.clone(),
+            b.document.clone(),
+            b.file.clone(),
+            "foreign-document".to_owned(),
+            crate::documents::sha256_hex(b"foreign document content"),
         ];
         for user in [&b.owner, &b.subject] {
             markers.push(user.id.clone());
