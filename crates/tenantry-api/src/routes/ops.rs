@@ -40,15 +40,30 @@ pub async fn health() -> Json<Status> {
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, body = Status), (status = 503, body = Problem)))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Status>, Problem> {
-    match state.db.ping(Duration::from_secs(2)).await {
-        Ok(()) => Ok(Json(Status { status: "ready" })),
-        Err(error) => {
-            tracing::warn!(error = %error, "readiness check failed");
-            Err(Problem::not_ready()
-                .with_detail("the database is not reachable")
-                .with_retry_after(1))
+    if let Err(error) = state.db.ping(Duration::from_secs(2)).await {
+        tracing::warn!(error = %error, "readiness check failed");
+        return Err(Problem::not_ready()
+            .with_detail("the database is not reachable")
+            .with_retry_after(1));
+    }
+    let storage = tokio::time::timeout(Duration::from_secs(2), state.files.store().check()).await;
+    match storage {
+        Ok(Ok(())) => Ok(Json(Status { status: "ready" })),
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error, "storage readiness check failed");
+            Err(storage_not_ready())
+        }
+        Err(_) => {
+            tracing::warn!("storage readiness check timed out");
+            Err(storage_not_ready())
         }
     }
+}
+
+fn storage_not_ready() -> Problem {
+    Problem::not_ready()
+        .with_detail("the file storage is not reachable")
+        .with_retry_after(1)
 }
 
 /// Name, version and links.

@@ -113,3 +113,21 @@ async fn sqlite_documents_live_in_s3() {
 async fn postgres_documents_live_in_s3() {
     documents_live_in_s3(Backend::Postgres, "documents_s3_pg").await;
 }
+
+#[tokio::test]
+async fn ready_answers_503_while_the_storage_is_unreachable() {
+    let app = spawn_app_with(Backend::Sqlite, "storage_unreachable", |c| {
+        c.storage_url = Some("s3://unreachable-bucket".into());
+        // Nothing listens on port 9 of the loopback (discard): connections are refused.
+        c.s3.endpoint = Some("http://127.0.0.1:9".into());
+        c.s3.access_key_id = Some("k".into());
+        c.s3.secret_access_key = Some("s".to_owned().into());
+        c.s3.path_style = true;
+    })
+    .await
+    .expect("SQLite is always available");
+    let ready = app.get("/ready", None).await;
+    ready.assert_problem(503, "not_ready");
+    assert!(ready.headers.contains_key("retry-after"));
+    app.get("/health", None).await.assert(200);
+}
