@@ -244,6 +244,7 @@ pub fn router(state: AppState) -> Router {
     ));
     let observe = middleware::ObserveConfig {
         timeout: Duration::from_secs(state.config.http.request_timeout_secs.max(1)),
+        upload_timeout: Duration::from_secs(state.config.files.upload_timeout_secs.max(1)),
     };
     let body_limit = state.config.http.body_limit_bytes;
     let cors = cors(&state.config);

@@ -14,6 +14,18 @@ use tracing::{Instrument, field::Empty};
 #[derive(Debug, Clone, Copy)]
 pub struct ObserveConfig {
     pub timeout: Duration,
+    /// For uploads, whose body streams to storage for as long as the client sends it.
+    pub upload_timeout: Duration,
+}
+
+impl ObserveConfig {
+    fn timeout_for(&self, method: &axum::http::Method, route: &str) -> Duration {
+        if method == axum::http::Method::POST && route == crate::routes::documents::UPLOAD_ROUTE {
+            self.upload_timeout
+        } else {
+            self.timeout
+        }
+    }
 }
 
 /// Wraps every request in a span (request id, route, user and tenant ids as they become
@@ -45,7 +57,7 @@ pub async fn observe(
         tenant_id = Empty,
     );
     let response = match tokio::time::timeout(
-        config.timeout,
+        config.timeout_for(&method, &route),
         next.run(request).instrument(span.clone()),
     )
     .await

@@ -465,6 +465,9 @@ pub struct FilesConfig {
     /// Seconds between sweeps for orphans (default 600; 0 = never, e.g. when another
     /// process sweeps).
     pub sweep_interval_secs: u64,
+    /// Seconds an upload may take, body included (default 3600), instead of
+    /// `http.request_timeout_secs`.
+    pub upload_timeout_secs: u64,
 }
 
 impl Default for FilesConfig {
@@ -475,6 +478,7 @@ impl Default for FilesConfig {
             download_url_ttl_secs: 3600,
             orphan_grace_secs: 3600,
             sweep_interval_secs: 600,
+            upload_timeout_secs: 3600,
         }
     }
 }

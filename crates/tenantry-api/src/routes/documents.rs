@@ -22,6 +22,9 @@ use crate::{
     extract::{Json, Query, TenantCtx, parse_id},
 };
 
+/// The upload's route (its request timeout is `files.upload_timeout_secs`).
+pub const UPLOAD_ROUTE: &str = "/api/v1/tenants/{tenant_id}/documents";
+
 pub fn router() -> OpenApiRouter<AppState> {
     // The upload streams its body to storage under its own limits (`files.max_upload_bytes`
     // and the quota), so the general body limit does not apply to it.

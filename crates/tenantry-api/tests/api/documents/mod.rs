@@ -18,6 +18,7 @@ crate::backend_tests!(
     uploads_are_validated,
     limits_answer_413_and_the_quota_402,
     documents_are_listed_with_filters_and_pages,
+    slow_uploads_outlast_the_request_timeout,
 );
 
 /// What an upload sends.
@@ -464,4 +465,31 @@ async fn documents_are_listed_with_filters_and_pages(app: TestApp) {
     )
     .await
     .assert_problem(404, "not_found");
+}
+
+async fn slow_uploads_outlast_the_request_timeout(app: TestApp) {
+    let w = app.world().await;
+    let app = app.sibling(|c| c.http.request_timeout_secs = 2).await;
+    // Ten chunks, 300 ms apart: the body alone takes longer than the 2 s request timeout.
+    let chunks = futures::stream::unfold(0u8, |i| async move {
+        if i == 10 {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Some((Ok::<_, std::io::Error>(vec![b'a' + i; 1000]), i + 1))
+    });
+    let part = Part::stream(reqwest::Body::wrap_stream(chunks))
+        .file_name("slow.txt")
+        .mime_str("text/plain")
+        .unwrap();
+    let resp = send_form(
+        &app,
+        &documents(&w.tenant),
+        &w.member.token,
+        Form::new().part("file", part),
+    )
+    .await;
+    resp.assert(201);
+    assert_eq!(resp.body["size"], 10_000);
+    assert_eq!(resp.body["mime_type"], "text/plain");
 }
