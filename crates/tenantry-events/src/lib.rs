@@ -40,6 +40,18 @@ pub struct CloudEvent {
     pub data: Value,
 }
 
+/// The stored columns of an event, in [`FromRow`] order.
+const COLUMNS: [&str; 8] = [
+    "tenant_id",
+    "id",
+    "type",
+    "source",
+    "subject",
+    "time",
+    "user_id",
+    "data",
+];
+
 /// The source of every event of `tenant`.
 pub fn source_of(tenant: TenantId) -> String {
     format!("/tenants/{tenant}")
@@ -68,16 +80,7 @@ pub async fn emit(
     tx.execute(
         Query::insert()
             .into_table("domain_events")
-            .columns([
-                "tenant_id",
-                "id",
-                "type",
-                "source",
-                "subject",
-                "time",
-                "user_id",
-                "data",
-            ])
+            .columns(COLUMNS)
             .values_panic([
                 event.tenantid.into(),
                 event.id.into(),

@@ -445,6 +445,11 @@ pub(crate) fn scope_for_invitation(
     user_id: UserId,
     origin: &Origin,
 ) -> TenantScope {
+    permissionless(tenant_id, user_id, origin)
+}
+
+/// A scope that confines a transaction to `tenant_id` and names `user_id`, granting nothing.
+fn permissionless(tenant_id: TenantId, user_id: UserId, origin: &Origin) -> TenantScope {
     TenantScope::issue_after_authorization(
         tenant_id,
         Actor::User(user_id),
@@ -464,11 +469,5 @@ pub fn scope_for_signed_download(
     user_id: UserId,
     origin: &Origin,
 ) -> TenantScope {
-    TenantScope::issue_after_authorization(
-        tenant_id,
-        Actor::User(user_id),
-        tenantry_core::permission::PermissionSet::EMPTY,
-        ProjectAccess::default(),
-        Arc::new(origin.clone()),
-    )
+    permissionless(tenant_id, user_id, origin)
 }

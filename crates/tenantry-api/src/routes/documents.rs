@@ -340,11 +340,7 @@ pub async fn patch_document(
     Path(ids): Path<(String, String)>,
     Json(body): Json<DocumentPatch>,
 ) -> Result<Json<Document>, Problem> {
-    let id: DocumentId = parse_id(&ids.1)?;
-    let change = parse_change(body, false)?;
-    Ok(Json(
-        state.files.update_document(&ctx.scope, id, change).await?,
-    ))
+    update(&state, &ctx, &ids.1, body, false).await
 }
 
 /// Replace a document's metadata: `filename` and `mime_type` both required
@@ -361,8 +357,19 @@ pub async fn put_document(
     Path(ids): Path<(String, String)>,
     Json(body): Json<DocumentPatch>,
 ) -> Result<Json<Document>, Problem> {
-    let id: DocumentId = parse_id(&ids.1)?;
-    let change = parse_change(body, true)?;
+    update(&state, &ctx, &ids.1, body, true).await
+}
+
+/// PATCH (`replace: false`) and PUT (`true`) of a document's metadata.
+async fn update(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: &str,
+    body: DocumentPatch,
+    replace: bool,
+) -> Result<Json<Document>, Problem> {
+    let id: DocumentId = parse_id(id)?;
+    let change = parse_change(body, replace)?;
     Ok(Json(
         state.files.update_document(&ctx.scope, id, change).await?,
     ))
