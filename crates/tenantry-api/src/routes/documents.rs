@@ -59,6 +59,9 @@ pub struct UploadForm {
 
 /// Longest text field of the form.
 const MAX_TEXT_FIELD: usize = 1024;
+/// Most parts a form may have (the file and three fields, with room for repeats): text
+/// parts are small, but without a cap their number would make the body unbounded.
+const MAX_PARTS: usize = 8;
 
 async fn text(field: Field<'_>) -> Result<String, Problem> {
     let name = field.name().unwrap_or_default().to_owned();
@@ -147,7 +150,14 @@ pub async fn upload_document(
     let mut form = Form::default();
     let mut staged = None;
     let outcome: Result<(), Problem> = async {
+        let mut parts = 0;
         while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
+            parts += 1;
+            if parts > MAX_PARTS {
+                return Err(Problem::validation_failed()
+                    .with_detail("the form has too many parts")
+                    .with_field("file", "the form may have at most 8 parts"));
+            }
             if field.name() != Some("file") {
                 form.read(field).await?;
                 continue;

@@ -225,6 +225,11 @@ async fn uploads_are_validated(app: TestApp) {
         .await,
         "colour",
     );
+    let mut many = Form::new();
+    for _ in 0..9 {
+        many = many.text("filename", "again.txt");
+    }
+    expect(send_form(&app, &documents(t), token, many).await, "file");
     let two = Form::new()
         .part("file", Part::bytes(b"a".to_vec()))
         .part("file", Part::bytes(b"b".to_vec()));
