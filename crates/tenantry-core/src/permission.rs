@@ -69,11 +69,13 @@ impl Permission {
         Permission::DocumentsDelete,
     ]);
 
-    /// Reads that reveal who can do what or who did what; viewers and members do not get them.
+    /// Reads that reveal who can do what or who did what, or what is stored across every
+    /// project; viewers and members do not get them.
     pub const SENSITIVE_READS: PermissionSet = PermissionSet::of(&[
         Permission::ApiKeysRead,
         Permission::AuditRead,
         Permission::InvitationsRead,
+        Permission::FilesRead,
     ]);
 
     pub fn is_project_scoped(self) -> bool {
