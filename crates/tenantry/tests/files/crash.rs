@@ -124,25 +124,30 @@ async fn crash_during_uploads(env: Env) {
                 let response = match api.upload(&name, whole(content(seed, len))).await {
                     Ok(response) => response,
                     // The server is gone.
-                    Err(_) => return,
+                    Err(_) => return Ok(()),
                 };
                 let status = response.status();
                 let Ok(document) = response.json::<Value>().await else {
-                    return; // killed while answering
+                    return Ok(()); // killed while answering
                 };
-                assert_eq!(status, 201, "{name}: {document}");
+                if status != 201 {
+                    return Err(format!("{name} → {status}: {document}"));
+                }
                 answered.lock().unwrap().push(document);
                 done[uploader as usize].fetch_add(1, Ordering::SeqCst);
             }
+            Ok(())
         }));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while progress
-        .iter()
-        .any(|p| p.load(Ordering::SeqCst) < SLOW_MIN_SENT)
-        || done
+    // Until every upload is where the kill should find it (or an uploader gave up early).
+    while !busy.iter().any(|b| b.is_finished())
+        && (progress
             .iter()
-            .any(|d| d.load(Ordering::SeqCst) < BUSY_MIN_DONE as u64)
+            .any(|p| p.load(Ordering::SeqCst) < SLOW_MIN_SENT)
+            || done
+                .iter()
+                .any(|d| d.load(Ordering::SeqCst) < BUSY_MIN_DONE as u64))
     {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -158,6 +163,7 @@ async fn crash_during_uploads(env: Env) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let log = server.log.clone();
     server.kill_9();
 
     for upload in slow {
@@ -168,7 +174,12 @@ async fn crash_during_uploads(env: Env) {
         );
     }
     for uploader in busy {
-        uploader.await.unwrap();
+        if let Err(failure) = uploader.await.unwrap() {
+            panic!(
+                "an upload failed before the kill: {failure}; server log: {}",
+                log.lock().unwrap()
+            );
+        }
     }
     committed.extend(answered.lock().unwrap().drain(..));
 

@@ -85,6 +85,8 @@ impl Env {
             .env("TENANTRY_LOG", "warn")
             // Text logs go to stderr, which the test keeps for its failure messages.
             .env("TENANTRY_LOG_FORMAT", "text")
+            // Uploads as fast as the server takes them, from one tenant.
+            .env("TENANTRY_RATE_LIMITS__TENANT_PER_SECOND", "0")
             // Only the sweep this test runs, never one of the server's own.
             .env("TENANTRY_FILES__SWEEP_INTERVAL_SECS", "0");
         if let Some(url) = &self.database_url {

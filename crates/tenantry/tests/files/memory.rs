@@ -147,6 +147,7 @@ async fn over_limit_is_refused_while_sending(env: Env) {
         Ok(response) => response.status(),
         Err(error) => panic!("no answer to an upload over the limit ({sent} bytes sent): {error}"),
     };
+    eprintln!("413 after the client sent {} MiB", sent / MIB);
     assert_eq!(status, 413);
     // The limit plus what sockets and buffers take in flight: far from the whole body.
     assert!(
