@@ -90,6 +90,13 @@ async fn crash_during_uploads(env: Env) {
     ];
     assert_eq!(committed[0]["file_id"], committed[1]["file_id"]);
     assert_ne!(committed[0]["file_id"], committed[2]["file_id"]);
+    // Deleted before the crash: the last reference of a file (the sweep collects the file)
+    // and one of two references of another (the sweep must leave that file alone).
+    let gone = committed.remove(3);
+    api.delete_document(gone["id"].as_str().unwrap()).await;
+    let unreferenced = committed.remove(1);
+    api.delete_document(unreferenced["id"].as_str().unwrap())
+        .await;
 
     // In flight at the kill: slow uploads (two of them identical) past their first part…
     let mut slow = Vec::new();
@@ -186,6 +193,7 @@ async fn crash_during_uploads(env: Env) {
     let server = env.serve(&[]);
     api.login(&server, "owner@example.com").await;
     let report = env.run(&["admin", "sweep-files", "--grace-secs", "0"]);
+    assert_eq!(reported(&report, "unreferenced"), 1, "{report}");
     if matches!(env.storage, crate::Storage::Local) {
         // The slow uploads were writing multipart temporary files when the server died.
         assert!(
@@ -213,6 +221,17 @@ async fn crash_during_uploads(env: Env) {
         snapshot.documents.iter().all(|d| d.size < SLOW_LEN as i64),
         "an interrupted upload became a document"
     );
+    for deleted in [&gone, &unreferenced] {
+        let id: uuid::Uuid = deleted["id"].as_str().unwrap().parse().unwrap();
+        assert!(snapshot.documents.iter().all(|d| d.id != id), "{deleted}");
+    }
+    assert!(
+        snapshot
+            .files
+            .iter()
+            .all(|f| f.sha256 != gone["sha256"].as_str().unwrap()),
+        "the file of the deleted document survived the sweep"
+    );
 
     // The API agrees with the rows, serves the surviving content, and keeps deduplicating.
     let usage = api.get("/usage").await;
@@ -221,7 +240,7 @@ async fn crash_during_uploads(env: Env) {
     assert_eq!(usage["storage"]["bytes"], counted.bytes, "{usage}");
     assert_eq!(usage["storage"]["files"], counted.files, "{usage}");
     assert_eq!(usage["storage"]["documents"], counted.documents, "{usage}");
-    for document in &committed[..4] {
+    for document in &committed[..2] {
         let bytes = api.download(document["id"].as_str().unwrap()).await;
         assert_eq!(sha256_hex(&bytes), document["sha256"].as_str().unwrap());
     }

@@ -322,6 +322,17 @@ impl Api {
         response.json().await.unwrap()
     }
 
+    async fn delete_document(&self, document: &str) {
+        let response = self
+            .http
+            .delete(self.tenant_url(&format!("/documents/{document}")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204, "DELETE document {document}");
+    }
+
     /// The document's content fetched through its download link.
     async fn download(&self, document: &str) -> Bytes {
         let link = self.get(&format!("/documents/{document}/download")).await;
