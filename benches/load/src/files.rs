@@ -19,7 +19,7 @@ use crate::{Args, Client, PASSWORD, cpu_seconds, peak_rss_mib};
 const MIB: usize = 1024 * 1024;
 /// Files per size and how many transfers run at once.
 const SMALL: (usize, usize, usize) = (MIB, 400, 8);
-const LARGE: (usize, usize, usize) = (64 * MIB, 12, 4);
+const LARGE: (usize, usize, usize) = (64 * MIB, 8, 4);
 /// Bodies are sent in chunks of this size (generated on the fly, never held whole).
 const CHUNK: usize = 256 * 1024;
 const BOUNDARY: &str = "tenantry-bench-boundary";

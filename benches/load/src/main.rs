@@ -442,17 +442,18 @@ async fn main() -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis()
     );
-    println!(
-        "== {} ({} tenants × {} users, {} projects)",
-        args.label, args.tenants, args.users, args.projects
-    );
     // First, while the server's memory is not yet shaped by the other scenarios.
     if args.scenarios.iter().any(|s| s == "files") {
+        println!("== {} (files, a tenant of their own)", args.label);
         files::run(client.clone(), &args, &run).await?;
         if args.scenarios.iter().all(|s| s == "files") {
             return Ok(());
         }
     }
+    println!(
+        "== {} ({} tenants × {} users, {} projects)",
+        args.label, args.tenants, args.users, args.projects
+    );
     let tenants = seed(client.clone(), &args, &run).await?;
 
     let data = std::env::temp_dir().join(format!("tenantry-bench-{run}.txt"));
