@@ -199,6 +199,11 @@ async fn crash_during_uploads(env: Env) {
         assert_eq!(reported(&young, what), 0, "{young}");
     }
     let report = env.run(&["admin", "sweep-files", "--grace-secs", "0"]);
+    eprintln!(
+        "after the crash ({:?}): {}",
+        env.storage_kind(),
+        report.trim()
+    );
     assert_eq!(reported(&report, "unreferenced"), 1, "{report}");
     if matches!(env.storage, crate::Storage::Local) {
         // The slow uploads were writing multipart temporary files when the server died.
@@ -276,6 +281,18 @@ async fn kill_9_during_uploads_loses_nothing_on_postgres() {
 async fn kill_9_during_uploads_loses_nothing_on_sqlite_with_s3() {
     let test = "kill_9_during_uploads_loses_nothing_on_sqlite_with_s3";
     let Some(env) = Env::sqlite().with_s3(test).await else {
+        return;
+    };
+    crash_during_uploads(env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_uploads_loses_nothing_on_postgres_with_s3() {
+    let test = "kill_9_during_uploads_loses_nothing_on_postgres_with_s3";
+    let Some(env) = Env::postgres(test).await else {
+        return;
+    };
+    let Some(env) = env.with_s3(test).await else {
         return;
     };
     crash_during_uploads(env).await;

@@ -64,6 +64,18 @@ impl Env {
         Some(self)
     }
 
+    fn storage_kind(&self) -> (&'static str, &'static str) {
+        let database = if self.database_url.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        };
+        match self.storage {
+            Storage::Local => (database, "local"),
+            Storage::S3 { .. } => (database, "s3"),
+        }
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
