@@ -10,6 +10,9 @@
 #   BENCH_SCENARIOS=login,refresh bash benches/run.sh              # some scenarios only
 #   BENCH_TENANT_PER_SECOND=200 BENCH_SCENARIOS=noisy_neighbour bash benches/run.sh
 #                                       # per-tenant limit on (off by default, like the per-IP ones)
+#   BENCH_SCENARIOS=files bash benches/run.sh
+#                                       # uploads and downloads of 1 MiB and 64 MiB files, dedup
+#                                       # re-upload (local storage under the data directory; no seed)
 # Binaries are taken from $CARGO_TARGET_DIR when it is set (default ./target).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -3,12 +3,13 @@
 //!
 //! Usage: tenantry-bench --url http://127.0.0.1:4999 --pid <server pid> --label sqlite
 //!        [--tenants 50] [--users 20] [--projects 100000] [--duration 15] [--connections 64]
-//!        [--scenarios me,read,list,create,login,refresh,me_under_login,noisy_neighbour]
+//!        [--scenarios me,read,list,create,login,refresh,me_under_login,noisy_neighbour,files]
 //! Normally run through `benches/run.sh`.
 #![allow(clippy::print_stdout)]
 
 use std::{collections::HashMap, path::PathBuf, process::Command, sync::Arc, time::Instant};
 
+mod files;
 mod noisy;
 
 use anyhow::{Context, bail};
@@ -70,7 +71,7 @@ fn parse_args() -> anyhow::Result<Args> {
         scenarios: map
             .get("scenarios")
             .map_or(
-                "me,read,list,create,login,refresh,me_under_login,noisy_neighbour",
+                "me,read,list,create,login,refresh,me_under_login,noisy_neighbour,files",
                 String::as_str,
             )
             .split(',')
@@ -441,6 +442,14 @@ async fn main() -> anyhow::Result<()> {
             .duration_since(std::time::UNIX_EPOCH)?
             .as_millis()
     );
+    // First, while the server's memory is not yet shaped by the other scenarios.
+    if args.scenarios.iter().any(|s| s == "files") {
+        println!("== {} (files, a tenant of their own)", args.label);
+        files::run(client.clone(), &args, &run).await?;
+        if args.scenarios.iter().all(|s| s == "files") {
+            return Ok(());
+        }
+    }
     println!(
         "== {} ({} tenants × {} users, {} projects)",
         args.label, args.tenants, args.users, args.projects

@@ -124,7 +124,15 @@ impl BlobStore {
     }
 
     /// A local directory, created when missing. Writes are atomic (temporary file, fsync,
-    /// rename) and empty directories are removed when their last object is deleted.
+    /// rename).
+    ///
+    /// Empty directories are left in place (a tenant's `staging/`, `files/{yyyy}/{mm}/`: a
+    /// handful per tenant and month). `object_store`'s automatic cleanup (remove a directory
+    /// when a delete empties it) races with concurrent writers in the same directory: a
+    /// promotion renames `staging/a` out, a concurrent discard deletes `staging/b` and removes
+    /// the now empty `staging/`, and the rename's fsync of its source directory then fails
+    /// with "not found" although the rename happened — the upload answered 500 and left its
+    /// promoted object to the sweep (seen in the crash test's concurrent uploads).
     pub fn local(root: impl AsRef<std::path::Path>) -> Result<Self, StorageError> {
         let root = root.as_ref();
         std::fs::create_dir_all(root).map_err(|source| StorageError::Io {
@@ -136,7 +144,7 @@ impl BlobStore {
                 context: format!("opening the storage directory {}", root.display()),
                 source,
             })?
-            .with_automatic_cleanup(true)
+            .with_automatic_cleanup(false)
             .with_fsync(true);
         Ok(Self {
             store: Arc::new(store),

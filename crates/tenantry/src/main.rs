@@ -81,6 +81,15 @@ enum AdminAction {
     /// Recompute every audit hash chain; exits non-zero when a record was edited, deleted,
     /// inserted or reordered.
     VerifyAudit,
+    /// Collect what uploads, deletions and crashes left behind in the blob store and the
+    /// database: files no document references, objects without a file row, staged uploads
+    /// and temporary files of interrupted local uploads, all older than the grace period.
+    SweepFiles {
+        /// Only collect what is at least this old (default: `files.orphan_grace_secs`).
+        /// 0 collects everything at once: use it only when no upload is in flight.
+        #[arg(long)]
+        grace_secs: Option<u64>,
+    },
 }
 
 fn init_logging(config: &Config, server: bool) -> anyhow::Result<()> {
@@ -292,7 +301,33 @@ async fn admin(config: Config, action: AdminAction) -> anyhow::Result<()> {
             Ok(())
         }
         AdminAction::VerifyAudit => verify_audit(&config).await,
+        AdminAction::SweepFiles { grace_secs } => sweep_files(&config, grace_secs).await,
     }
+}
+
+async fn sweep_files(config: &Config, grace_secs: Option<u64>) -> anyhow::Result<()> {
+    let db = connect(config).await?;
+    Migrator::new(tenantry_api::migrations())?
+        .ensure_current(&db)
+        .await?;
+    let key = tenantry_core::crypto::MasterKey::load_or_create(config)?;
+    let files = tenantry_api::files_service(&db, config, &key)?;
+    let grace =
+        std::time::Duration::from_secs(grace_secs.unwrap_or(config.files.orphan_grace_secs));
+    let report = files
+        .sweep(&tenantry_db::AdminScope::for_housekeeping(), grace)
+        .await
+        .context("sweeping orphaned files")?;
+    eprintln!(
+        "swept (grace {} s): {} unreferenced file(s), {} orphaned object(s), \
+         {} staged upload(s), {} incomplete upload(s)",
+        grace.as_secs(),
+        report.files,
+        report.orphan_objects,
+        report.staged_objects,
+        report.incomplete_uploads
+    );
+    Ok(())
 }
 
 async fn verify_audit(config: &Config) -> anyhow::Result<()> {
