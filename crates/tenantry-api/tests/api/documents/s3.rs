@@ -66,6 +66,34 @@ async fn documents_live_in_s3(backend: Backend, test: &str) {
     link.assert(200);
     let url = link.body["url"].as_str().unwrap().to_owned();
     assert!(url.contains("X-Amz-Signature="), "{url}");
+    // Another tenant's member gets no link, no document and no file: as if missing.
+    for path in [
+        format!("{}/{id}/download", documents(t)),
+        format!("{}/{id}", documents(t)),
+        format!(
+            "/api/v1/tenants/{t}/files/{}",
+            first.body["file_id"].as_str().unwrap()
+        ),
+    ] {
+        app.get(&path, Some(&w.outsider.token))
+            .await
+            .assert_problem(404, "not_found");
+    }
+    // The same bytes in the other tenant are another object with another key.
+    let theirs = upload(
+        &app,
+        &w.other_tenant,
+        &w.outsider.token,
+        Upload {
+            content: content.clone(),
+            filename: Some("theirs.bin"),
+            mime_type: None,
+            project_id: None,
+        },
+    )
+    .await;
+    theirs.assert(201);
+    assert_ne!(theirs.body["file_id"], first.body["file_id"]);
     let fetched = reqwest::get(&url).await.unwrap();
     assert_eq!(fetched.status(), 200);
     assert_eq!(fetched.bytes().await.unwrap(), content.as_slice());
