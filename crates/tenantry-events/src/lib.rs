@@ -121,16 +121,7 @@ pub async fn unpublished(
 ) -> Result<Vec<CloudEvent>, DbError> {
     tx.fetch_all(
         Query::select()
-            .columns([
-                "tenant_id",
-                "id",
-                "type",
-                "source",
-                "subject",
-                "time",
-                "user_id",
-                "data",
-            ])
+            .columns(COLUMNS)
             .from("domain_events")
             .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
             .and_where(Expr::col("published_at").is_null())
