@@ -12,6 +12,7 @@
 mod bind;
 mod effect;
 mod error;
+mod like;
 pub mod migrate;
 pub mod migrations;
 mod postgres;
@@ -29,6 +30,7 @@ use tenantry_core::{UserId, config::DatabaseConfig};
 
 pub use effect::EffectMark;
 pub use error::DbError;
+pub use like::contains_pattern;
 pub use row::{FromRow, Row};
 pub use scope::{
     Actor, AdminScope, Placement, ProjectAccess, ProjectFilter, TenantScope, UserScope,

@@ -1,7 +1,7 @@
 //! Listing, reading, renaming and deleting documents.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, ExprTrait, Func, JoinType, LikeExpr, Order, Query, SelectStatement};
+use sea_query::{Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement};
 use serde_json::json;
 use tenantry_audit::Entry;
 use tenantry_core::{DocumentId, FileId, Page, PageRequest, Permission, ProjectId, UserId};
@@ -62,19 +62,6 @@ pub(crate) async fn fetch(
     Ok(tx.fetch_optional(&q).await?)
 }
 
-fn escape_like(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('%');
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 impl Files {
     /// Documents the caller may read, newest first.
     pub async fn list_documents(
@@ -93,7 +80,7 @@ impl Files {
         if let Some(name) = filter.filename.as_deref().filter(|n| !n.is_empty()) {
             q.and_where(
                 Expr::expr(Func::lower(Expr::col(("d", "filename"))))
-                    .like(LikeExpr::new(escape_like(name)).escape('\\')),
+                    .like(tenantry_db::contains_pattern(name)),
             );
         }
         if let Some(project) = filter.project_id {

@@ -7,7 +7,7 @@
 //! [`AdminScope`] argument is the proof that the caller is a platform administrator.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, ExprTrait, Func, LikeExpr, LockType, Order, Query};
+use sea_query::{Expr, ExprTrait, Func, LockType, Order, Query};
 use serde::Serialize;
 use tenantry_audit::AuditActor;
 use tenantry_core::{Page, PageRequest, UserId};
@@ -79,20 +79,6 @@ impl FromRow for Id {
     }
 }
 
-/// `%text%` (lower-cased) with LIKE's wildcards escaped by `\`.
-fn contains(text: &str) -> LikeExpr {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    LikeExpr::new(pattern).escape('\\')
-}
-
 /// Records an administrator's change of account `id`: a security event of the account, whose
 /// audit record in the account's chain (`user.disabled`, `user.enabled`) names the
 /// administrator (the system for the command line) and the request's origin.
@@ -149,7 +135,9 @@ impl Identity {
         query.columns(User::COLUMNS).from("users");
         if let Some(q) = filter.q.as_deref().filter(|q| !q.is_empty()) {
             // Addresses are stored lower-case; LOWER keeps the match case-insensitive anyway.
-            query.and_where(Expr::expr(Func::lower(Expr::col("email"))).like(contains(q)));
+            query.and_where(
+                Expr::expr(Func::lower(Expr::col("email"))).like(tenantry_db::contains_pattern(q)),
+            );
         }
         if let Some(status) = filter.status {
             query.and_where(Expr::col("status").eq(status.as_str()));

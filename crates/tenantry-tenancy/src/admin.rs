@@ -3,11 +3,11 @@
 //! the tenant's own chain.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, ExprTrait, Func, LikeExpr, LockType, Order, Query, SelectStatement};
+use sea_query::{Expr, ExprTrait, Func, LockType, Order, Query, SelectStatement};
 use serde::Serialize;
 use tenantry_audit::{AuditActor, Chain, Entry};
 use tenantry_core::{Page, PageRequest, TenantId};
-use tenantry_db::{AdminScope, Backend, Db, DbError, FromRow, Row, Tx};
+use tenantry_db::{AdminScope, Backend, Db, DbError, FromRow, Row, Tx, contains_pattern};
 use utoipa::ToSchema;
 
 use crate::{TenancyError, TenantSettings, TenantStatus};
@@ -86,26 +86,6 @@ fn select() -> SelectStatement {
         .expr(Expr::SubQuery(None, Box::new(members.into())))
         .from("tenants")
         .to_owned()
-}
-
-/// `%text%` (lower-cased) with LIKE's wildcards in `text` escaped by `\`.
-fn like_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
-/// Matches values containing `text`, for `LOWER(column) LIKE …` (case-insensitive; on
-/// SQLite `LOWER` folds ASCII letters only).
-pub fn contains_pattern(text: &str) -> LikeExpr {
-    LikeExpr::new(like_pattern(text)).escape('\\')
 }
 
 /// Every tenant matching `filter`, newest first.
@@ -252,15 +232,4 @@ pub async fn reactivate_tenant(
         reason,
     )
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_wildcards_are_escaped() {
-        assert_eq!(like_pattern("50%_Off\\"), "%50\\%\\_off\\\\%");
-        assert_eq!(like_pattern("ACME"), "%acme%");
-    }
 }

@@ -194,14 +194,9 @@ pub async fn list_projects(
         q.and_where(Expr::col("id").lt(after.0));
     }
     if let Some(name) = filter.name.as_deref().filter(|n| !n.is_empty()) {
-        let escaped = name
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
         q.and_where(
             Expr::expr(sea_query::Func::lower(Expr::col("name")))
-                .like(sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+                .like(tenantry_db::contains_pattern(name)),
         );
     }
     let rows: Vec<ProjectRow> = db.read_tenant_all(scope, &q).await?;
