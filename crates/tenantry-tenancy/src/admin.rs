@@ -10,7 +10,7 @@ use tenantry_core::{Page, PageRequest, TenantId};
 use tenantry_db::{AdminScope, Backend, Db, DbError, FromRow, Row, Tx, contains_pattern};
 use utoipa::ToSchema;
 
-use crate::{TenancyError, TenantSettings, TenantStatus};
+use crate::{TenancyError, Tenant, TenantStatus};
 
 /// Longest `q` accepted by the tenant and user lists.
 pub const MAX_QUERY_CHARS: usize = 100;
@@ -27,20 +27,13 @@ pub struct TenantFilter {
     pub created_to: Option<DateTime<Utc>>,
 }
 
-/// A tenant as platform administrators see it.
+/// A tenant as platform administrators see it: whatever its status (`active`, `suspended`
+/// or `deleted` — soft-deleted, purged after the retention window), with its member count.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AdminTenant {
-    pub id: TenantId,
-    pub name: String,
-    pub slug: String,
-    /// `active`, `suspended` or `deleted` (soft-deleted, purged after the retention window).
-    pub status: TenantStatus,
-    pub settings: TenantSettings,
+    #[serde(flatten)]
+    pub tenant: Tenant,
     pub member_count: i64,
-    #[serde(serialize_with = "tenantry_core::time::serialize")]
-    pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "tenantry_core::time::serialize")]
-    pub updated_at: DateTime<Utc>,
     /// When it was soft-deleted; `null` otherwise.
     pub deleted_at: Option<DateTime<Utc>>,
 }
@@ -48,13 +41,7 @@ pub struct AdminTenant {
 impl FromRow for AdminTenant {
     fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
         Ok(Self {
-            id: row.id()?,
-            name: row.string()?,
-            slug: row.string()?,
-            status: TenantStatus::parse(&row.string()?)?,
-            settings: TenantSettings::from_stored(&row.json::<serde_json::Value>()?),
-            created_at: row.time()?,
-            updated_at: row.time()?,
+            tenant: Tenant::from_row(row)?,
             deleted_at: row.opt_time()?,
             member_count: row.i64()?,
         })
@@ -70,19 +57,8 @@ fn select() -> SelectStatement {
         .and_where(Expr::col(("memberships", "tenant_id")).equals(("tenants", "id")))
         .to_owned();
     Query::select()
-        .columns(
-            [
-                "id",
-                "name",
-                "slug",
-                "status",
-                "settings",
-                "created_at",
-                "updated_at",
-                "deleted_at",
-            ]
-            .map(|c| ("tenants", c)),
-        )
+        .columns(Tenant::qualified())
+        .column(("tenants", "deleted_at"))
         .expr(Expr::SubQuery(None, Box::new(members.into())))
         .from("tenants")
         .to_owned()
@@ -122,7 +98,7 @@ pub async fn list_tenants(
     let mut tx = db.begin_admin(scope).await?;
     let rows: Vec<AdminTenant> = tx.fetch_all(&query).await?;
     tx.commit().await?;
-    Ok(Page::from_rows(rows, page, |t| t.id.as_uuid()))
+    Ok(Page::from_rows(rows, page, |t| t.tenant.id.as_uuid()))
 }
 
 async fn fetch(tx: &mut Tx, id: TenantId) -> Result<Option<AdminTenant>, TenancyError> {
