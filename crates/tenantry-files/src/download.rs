@@ -2,14 +2,17 @@
 //! path and expiry) and serves itself. Either expires after `download_ttl`.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_query::{Expr, ExprTrait, Query};
+use sea_query::{Expr, ExprTrait};
 use serde::Serialize;
-use tenantry_core::{DocumentId, TenantId, UserId};
-use tenantry_db::TenantScope;
+use tenantry_core::{DocumentId, Permission, TenantId, UserId};
+use tenantry_db::{DbError, FromRow, Row, TenantScope};
 use tenantry_storage::{BackendKind, BlobKey, BlobRead, ByteRange, DownloadHeaders, StorageError};
 use utoipa::ToSchema;
 
-use crate::{Document, Files, FilesError, documents::fetch};
+use crate::{
+    Document, Files, FilesError,
+    documents::{select, visible},
+};
 
 /// Where to fetch a document's bytes, until when.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -41,13 +44,14 @@ impl Files {
         scope: &TenantScope,
         id: DocumentId,
     ) -> Result<DownloadLink, FilesError> {
-        let document = self.get_document(scope, id).await?;
+        let (document, key) = self.located(scope, id).await?.unzip();
+        let document = visible(scope, document, Permission::DocumentsRead)?;
+        let key = key.ok_or(FilesError::NotFound)?;
         let ttl = self.settings().download_ttl;
         let expires_at =
             tenantry_core::now() + TimeDelta::from_std(ttl).unwrap_or_else(|_| TimeDelta::hours(1));
         let url = match self.store().backend() {
             BackendKind::S3 => {
-                let key = self.key_of(scope, &document).await?;
                 let headers = DownloadHeaders {
                     content_type: &document.mime_type,
                     filename: Some(&document.filename),
@@ -58,9 +62,10 @@ impl Files {
                     .to_string()
             }
             BackendKind::Local | BackendKind::Other => {
-                let by = scope.actor().user_id().ok_or(FilesError::Forbidden(
-                    tenantry_core::Permission::DocumentsRead,
-                ))?;
+                let by = scope
+                    .actor()
+                    .user_id()
+                    .ok_or(FilesError::Forbidden(Permission::DocumentsRead))?;
                 let path = signed_path(scope.tenant_id(), id, by);
                 let query = self.0.signer.sign(&path, expires_at);
                 format!(
@@ -101,11 +106,10 @@ impl Files {
         if scope.tenant_id() != proof.tenant_id {
             return Err(FilesError::NotFound);
         }
-        let mut tx = self.db().begin_tenant_read(scope).await?;
-        let document = fetch(&mut tx, scope, proof.document_id).await?;
-        tx.commit().await?;
-        let document = document.ok_or(FilesError::NotFound)?;
-        let key = self.key_of(scope, &document).await?;
+        let (document, key) = self
+            .located(scope, proof.document_id)
+            .await?
+            .ok_or(FilesError::NotFound)?;
         let read = self
             .store()
             .get_range(&key, range)
@@ -119,29 +123,35 @@ impl Files {
         Ok((document, read))
     }
 
-    /// The storage key of a document's file.
-    async fn key_of(
+    /// A document of the scope's tenant (whoever may see it: callers check access) with the
+    /// storage key of its file, in one read.
+    async fn located(
         &self,
         scope: &TenantScope,
-        document: &Document,
-    ) -> Result<BlobKey, FilesError> {
-        let key: Option<String> = self
-            .db()
-            .read_tenant_optional(
-                scope,
-                Query::select()
-                    .column("storage_key")
-                    .from("files")
-                    .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
-                    .and_where(Expr::col("id").eq(document.file_id)),
-            )
-            .await?;
-        let key = key.ok_or(FilesError::NotFound)?;
-        BlobKey::parse(&key).map_err(|e| {
+        id: DocumentId,
+    ) -> Result<Option<(Document, BlobKey)>, FilesError> {
+        let mut q = select(scope);
+        q.column(("f", "storage_key"))
+            .and_where(Expr::col(("d", "id")).eq(id));
+        let row: Option<Located> = self.db().read_tenant_optional(scope, &q).await?;
+        let Some(Located(document, key)) = row else {
+            return Ok(None);
+        };
+        let key = BlobKey::parse(&key).map_err(|e| {
             FilesError::Internal(anyhow::anyhow!(
                 "file {} has an invalid storage key: {e}",
                 document.file_id
             ))
-        })
+        })?;
+        Ok(Some((document, key)))
+    }
+}
+
+/// A document row followed by its file's storage key.
+struct Located(Document, String);
+
+impl FromRow for Located {
+    fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
+        Ok(Self(Document::from_row(row)?, row.string()?))
     }
 }
