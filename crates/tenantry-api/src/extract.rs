@@ -192,7 +192,10 @@ impl FromRequestParts<AppState> for TenantCtx {
                     .await
             }
             (None, Some(key)) => {
-                tenantry_tenancy::authz::authorize_api_key(&state.db, &key, tenant_id, origin).await
+                Box::pin(tenantry_tenancy::authz::authorize_api_key(
+                    &state.db, &key, tenant_id, origin,
+                ))
+                .await
             }
             (None, None) => Err(tenantry_tenancy::TenancyError::InvalidApiKey),
         }

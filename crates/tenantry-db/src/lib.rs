@@ -282,31 +282,43 @@ impl Db {
                 let (sql, values) = self.render(statement);
                 pool.read(&sql, &values, max_rows).await
             }
+            // Boxed: sqlx's futures are several KiB and would otherwise make every caller's
+            // future that large on SQLite too (see `Tx`).
             Pool::Postgres(pool) => {
-                let scoped = match scope {
-                    ReadScope::Platform => None,
-                    ReadScope::Tenant(scope) => Some(self.begin_tenant_read(scope).await?),
-                    ReadScope::User(scope) => Some(self.begin_user(scope, false).await?),
-                };
-                let mut rows: Vec<T> = match scoped {
-                    // Autocommit: no tenant or user context is needed, so no transaction.
-                    None => {
-                        let (sql, values) = self.render(statement);
-                        let mut conn = pool.acquire().await.map_err(postgres::map_error)?;
-                        postgres::fetch(&mut conn, sql, values).await?
-                    }
-                    Some(mut tx) => {
-                        let rows = tx.fetch_all(statement).await?;
-                        tx.commit().await?;
-                        rows
-                    }
-                };
-                if let Some(max) = max_rows {
-                    rows.truncate(max);
-                }
-                Ok(rows)
+                Box::pin(self.read_scoped_pg(pool, scope, statement, max_rows)).await
             }
         }
+    }
+
+    async fn read_scoped_pg<T: FromRow, S: QueryStatementWriter>(
+        &self,
+        pool: &sqlx::PgPool,
+        scope: ReadScope<'_>,
+        statement: &S,
+        max_rows: Option<usize>,
+    ) -> Result<Vec<T>, DbError> {
+        let scoped = match scope {
+            ReadScope::Platform => None,
+            ReadScope::Tenant(scope) => Some(self.begin_tenant_read(scope).await?),
+            ReadScope::User(scope) => Some(self.begin_user(scope, false).await?),
+        };
+        let mut rows: Vec<T> = match scoped {
+            // Autocommit: no tenant or user context is needed, so no transaction.
+            None => {
+                let (sql, values) = self.render(statement);
+                let mut conn = pool.acquire().await.map_err(postgres::map_error)?;
+                postgres::fetch(&mut conn, sql, values).await?
+            }
+            Some(mut tx) => {
+                let rows = tx.fetch_all(statement).await?;
+                tx.commit().await?;
+                rows
+            }
+        };
+        if let Some(max) = max_rows {
+            rows.truncate(max);
+        }
+        Ok(rows)
     }
 
     /// Connection-pool figures for metrics.

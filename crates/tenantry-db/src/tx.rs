@@ -7,6 +7,9 @@ use crate::{
     sqlite::{self, SqliteConn},
 };
 
+/// PostgreSQL (sqlx) futures are several KiB; they are boxed where they are awaited so that
+/// the futures of every caller (request handlers included) stay small on both backends —
+/// a large future is copied whole each time it is moved (into a task, a `Box`, a combinator).
 pub struct Tx {
     inner: Inner,
     /// Whether a statement changed something: such a transaction commits the task's
@@ -65,7 +68,7 @@ impl Tx {
         let (sql, values) = render(self.backend(), statement);
         match &mut self.inner {
             Inner::Sqlite { conn, .. } => sqlite::fetch(conn, &sql, &values, None),
-            Inner::Pg(tx) => postgres::fetch(tx, sql, values).await,
+            Inner::Pg(tx) => Box::pin(postgres::fetch(tx, sql, values)).await,
             Inner::Closed => Err(closed()),
         }
     }
@@ -77,7 +80,7 @@ impl Tx {
         let (sql, values) = render(self.backend(), statement);
         match &mut self.inner {
             Inner::Sqlite { conn, .. } => Ok(sqlite::fetch(conn, &sql, &values, Some(1))?.pop()),
-            Inner::Pg(tx) => postgres::fetch_optional(tx, sql, values).await,
+            Inner::Pg(tx) => Box::pin(postgres::fetch_optional(tx, sql, values)).await,
             Inner::Closed => Err(closed()),
         }
     }
@@ -100,7 +103,7 @@ impl Tx {
         let (sql, values) = render(self.backend(), statement);
         let changed = match &mut self.inner {
             Inner::Sqlite { conn, .. } => sqlite::execute(conn, &sql, &values),
-            Inner::Pg(tx) => postgres::execute(tx, sql, values).await,
+            Inner::Pg(tx) => Box::pin(postgres::execute(tx, sql, values)).await,
             Inner::Closed => Err(closed()),
         }?;
         self.wrote |= changed > 0;
@@ -119,7 +122,7 @@ impl Tx {
             Inner::Sqlite { conn, .. } => conn.execute_batch(sql).map_err(sqlite::map_error),
             Inner::Pg(tx) => {
                 use sqlx::Executor;
-                tx.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())))
+                Box::pin(tx.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))))
                     .await
                     .map(|_| ())
                     .map_err(postgres::map_error)
@@ -166,7 +169,7 @@ impl Tx {
                 let Inner::Pg(tx) = std::mem::replace(&mut self.inner, Inner::Closed) else {
                     return Ok(());
                 };
-                tx.commit().await.map_err(postgres::map_error)
+                Box::pin(tx.commit()).await.map_err(postgres::map_error)
             }
         }
     }

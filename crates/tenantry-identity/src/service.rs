@@ -276,7 +276,8 @@ impl Identity {
             && let Some(issuer) = peek_issuer(token)
             && let Some(provider) = self.external.get(&issuer)
         {
-            return self.authenticate_external(provider, token).await;
+            // Boxed: the external path (key fetches) is far larger than ours.
+            return Box::pin(self.authenticate_external(provider, token)).await;
         }
         let now = tenantry_core::now();
         let claims = self.verify_access(token, now.timestamp()).await?;

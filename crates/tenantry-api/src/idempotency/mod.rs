@@ -183,9 +183,16 @@ async fn resolve(state: &AppState, parts: &mut Parts, tenant_route: bool) -> Res
 
 /// The middleware (a route layer, so the matched path is known).
 pub async fn middleware(State(layer): State<Layer>, request: Request, next: Next) -> Response {
-    if request.method() != Method::POST {
+    if request.method() != Method::POST || !request.headers().contains_key(HEADER) {
         return next.run(request).await;
     }
+    // Boxed: keyed requests are rare, and their future (caller resolution, the store) is
+    // large; every other request would otherwise carry and copy it.
+    Box::pin(keyed(layer, request, next)).await
+}
+
+/// A POST that carries an `Idempotency-Key`.
+async fn keyed(layer: Layer, request: Request, next: Next) -> Response {
     let Some(value) = request.headers().get(HEADER) else {
         return next.run(request).await;
     };
