@@ -16,6 +16,7 @@ mod like;
 pub mod migrate;
 pub mod migrations;
 mod postgres;
+mod prepared;
 mod row;
 mod scope;
 mod sqlite;
@@ -31,6 +32,7 @@ use tenantry_core::{UserId, config::DatabaseConfig};
 pub use effect::EffectMark;
 pub use error::DbError;
 pub use like::contains_pattern;
+pub use prepared::{Bound, Prepared, Statement};
 pub use row::{FromRow, Row};
 pub use scope::{
     Actor, AdminScope, Placement, ProjectAccess, ProjectFilter, TenantScope, UserScope,
@@ -220,7 +222,7 @@ impl Db {
 
     /// One autocommit read of platform tables (no explicit transaction: a single round trip
     /// on PostgreSQL). Tenant tables show no rows here; they need [`Db::begin_tenant_read`].
-    pub async fn read_optional<T: FromRow, S: QueryStatementWriter>(
+    pub async fn read_optional<T: FromRow, S: Statement>(
         &self,
         statement: &S,
     ) -> Result<Option<T>, DbError> {
@@ -231,7 +233,7 @@ impl Db {
     }
 
     /// Like [`Db::read_optional`], for many rows.
-    pub async fn read_all<T: FromRow, S: QueryStatementWriter>(
+    pub async fn read_all<T: FromRow, S: Statement>(
         &self,
         statement: &S,
     ) -> Result<Vec<T>, DbError> {
@@ -240,7 +242,7 @@ impl Db {
 
     /// One read confined to a tenant. SQLite runs it as a single autocommit statement (no
     /// BEGIN/COMMIT round); PostgreSQL runs it in a tenant transaction, as RLS requires.
-    pub async fn read_tenant_all<T: FromRow, S: QueryStatementWriter>(
+    pub async fn read_tenant_all<T: FromRow, S: Statement>(
         &self,
         scope: &TenantScope,
         statement: &S,
@@ -250,7 +252,7 @@ impl Db {
     }
 
     /// Like [`Db::read_tenant_all`], for at most one row.
-    pub async fn read_tenant_optional<T: FromRow, S: QueryStatementWriter>(
+    pub async fn read_tenant_optional<T: FromRow, S: Statement>(
         &self,
         scope: &TenantScope,
         statement: &S,
@@ -262,7 +264,7 @@ impl Db {
     }
 
     /// One read of what a user may see across tenants (see [`Db::begin_user`]).
-    pub async fn read_user_all<T: FromRow, S: QueryStatementWriter>(
+    pub async fn read_user_all<T: FromRow, S: Statement>(
         &self,
         scope: &UserScope,
         statement: &S,
@@ -271,7 +273,7 @@ impl Db {
             .await
     }
 
-    async fn read_scoped<T: FromRow, S: QueryStatementWriter>(
+    async fn read_scoped<T: FromRow, S: Statement>(
         &self,
         scope: ReadScope<'_>,
         statement: &S,
@@ -279,7 +281,7 @@ impl Db {
     ) -> Result<Vec<T>, DbError> {
         match &*self.inner {
             Pool::Sqlite(pool) => {
-                let (sql, values) = self.render(statement);
+                let (sql, values) = statement.to_sql(Backend::Sqlite);
                 pool.read(&sql, &values, max_rows).await
             }
             // Boxed: sqlx's futures are several KiB and would otherwise make every caller's
@@ -290,7 +292,7 @@ impl Db {
         }
     }
 
-    async fn read_scoped_pg<T: FromRow, S: QueryStatementWriter>(
+    async fn read_scoped_pg<T: FromRow, S: Statement>(
         &self,
         pool: &sqlx::PgPool,
         scope: ReadScope<'_>,
@@ -305,9 +307,9 @@ impl Db {
         let mut rows: Vec<T> = match scoped {
             // Autocommit: no tenant or user context is needed, so no transaction.
             None => {
-                let (sql, values) = self.render(statement);
+                let (sql, values) = statement.to_sql(Backend::Postgres);
                 let mut conn = pool.acquire().await.map_err(postgres::map_error)?;
-                postgres::fetch(&mut conn, sql, values).await?
+                postgres::fetch(&mut conn, sql.into_owned(), values).await?
             }
             Some(mut tx) => {
                 let rows = tx.fetch_all(statement).await?;

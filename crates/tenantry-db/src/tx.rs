@@ -1,9 +1,7 @@
 //! A transaction on either backend. Dropping an uncommitted transaction rolls it back.
 
-use sea_query::QueryStatementWriter;
-
 use crate::{
-    Backend, DbError, FromRow, postgres, render,
+    Backend, DbError, FromRow, Statement, postgres,
     sqlite::{self, SqliteConn},
 };
 
@@ -61,32 +59,32 @@ impl Tx {
         }
     }
 
-    pub async fn fetch_all<T: FromRow, S: QueryStatementWriter>(
+    pub async fn fetch_all<T: FromRow, S: Statement>(
         &mut self,
         statement: &S,
     ) -> Result<Vec<T>, DbError> {
-        let (sql, values) = render(self.backend(), statement);
+        let (sql, values) = statement.to_sql(self.backend());
         match &mut self.inner {
             Inner::Sqlite { conn, .. } => sqlite::fetch(conn, &sql, &values, None),
-            Inner::Pg(tx) => Box::pin(postgres::fetch(tx, sql, values)).await,
+            Inner::Pg(tx) => Box::pin(postgres::fetch(tx, sql.into_owned(), values)).await,
             Inner::Closed => Err(closed()),
         }
     }
 
-    pub async fn fetch_optional<T: FromRow, S: QueryStatementWriter>(
+    pub async fn fetch_optional<T: FromRow, S: Statement>(
         &mut self,
         statement: &S,
     ) -> Result<Option<T>, DbError> {
-        let (sql, values) = render(self.backend(), statement);
+        let (sql, values) = statement.to_sql(self.backend());
         match &mut self.inner {
             Inner::Sqlite { conn, .. } => Ok(sqlite::fetch(conn, &sql, &values, Some(1))?.pop()),
-            Inner::Pg(tx) => Box::pin(postgres::fetch_optional(tx, sql, values)).await,
+            Inner::Pg(tx) => Box::pin(postgres::fetch_optional(tx, sql.into_owned(), values)).await,
             Inner::Closed => Err(closed()),
         }
     }
 
     /// Exactly one row, else [`DbError::RowNotFound`].
-    pub async fn fetch_one<T: FromRow, S: QueryStatementWriter>(
+    pub async fn fetch_one<T: FromRow, S: Statement>(
         &mut self,
         statement: &S,
     ) -> Result<T, DbError> {
@@ -96,14 +94,11 @@ impl Tx {
     }
 
     /// Runs an insert, update or delete; returns the number of rows affected.
-    pub async fn execute<S: QueryStatementWriter>(
-        &mut self,
-        statement: &S,
-    ) -> Result<u64, DbError> {
-        let (sql, values) = render(self.backend(), statement);
+    pub async fn execute<S: Statement>(&mut self, statement: &S) -> Result<u64, DbError> {
+        let (sql, values) = statement.to_sql(self.backend());
         let changed = match &mut self.inner {
             Inner::Sqlite { conn, .. } => sqlite::execute(conn, &sql, &values),
-            Inner::Pg(tx) => Box::pin(postgres::execute(tx, sql, values)).await,
+            Inner::Pg(tx) => Box::pin(postgres::execute(tx, sql.into_owned(), values)).await,
             Inner::Closed => Err(closed()),
         }?;
         self.wrote |= changed > 0;

@@ -10,7 +10,7 @@ use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{
     Email, Origin, Password, PersonName, SessionId, UserId, config::Config, crypto::MasterKey,
 };
-use tenantry_db::{Db, FromRow, Tx};
+use tenantry_db::{Db, FromRow, Prepared, Tx};
 use tenantry_notify::Mailer;
 
 use crate::{
@@ -20,6 +20,27 @@ use crate::{
     security::audit,
     tokens::{self, Refusal, TokenSettings, VerifiedAccess},
 };
+
+/// The account behind a live session (every authenticated request runs it).
+static LIVE_SESSION_USER: Prepared<(SessionId, UserId, chrono::DateTime<chrono::Utc>)> =
+    Prepared::new(
+        "live_session_user",
+        |&(session, user, now)| {
+            let mut q = Query::select();
+            q.columns(User::qualified_columns())
+                .from("sessions")
+                .inner_join(
+                    "users",
+                    Expr::col(("users", "id")).equals(("sessions", "user_id")),
+                )
+                .and_where(Expr::col(("sessions", "id")).eq(session))
+                .and_where(Expr::col(("sessions", "user_id")).eq(user))
+                .and_where(Expr::col(("sessions", "revoked_at")).is_null())
+                .and_where(Expr::col(("sessions", "expires_at")).gt(now));
+            q
+        },
+        |&(session, user, now)| vec![session.into(), user.into(), now.into()],
+    );
 
 /// Who is calling, as the request layer knows it (request id, peer address, user agent).
 pub type ClientInfo = tenantry_core::Origin;
@@ -283,19 +304,7 @@ impl Identity {
         let claims = self.verify_access(token, now.timestamp()).await?;
         let user: User = self
             .db
-            .read_optional(
-                Query::select()
-                    .columns(User::qualified_columns())
-                    .from("sessions")
-                    .inner_join(
-                        "users",
-                        Expr::col(("users", "id")).equals(("sessions", "user_id")),
-                    )
-                    .and_where(Expr::col(("sessions", "id")).eq(claims.session_id))
-                    .and_where(Expr::col(("sessions", "user_id")).eq(claims.user_id))
-                    .and_where(Expr::col(("sessions", "revoked_at")).is_null())
-                    .and_where(Expr::col(("sessions", "expires_at")).gt(now)),
-            )
+            .read_optional(&LIVE_SESSION_USER.bind((claims.session_id, claims.user_id, now)))
             .await?
             .ok_or(IdentityError::InvalidToken)?;
         if user.status != UserStatus::Active {

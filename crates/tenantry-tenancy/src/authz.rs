@@ -15,7 +15,9 @@ use tenantry_core::{
     ApiKeyId, Origin, Permission, ProjectId, SystemRole, TenantId, UserId,
     permission::PermissionSet,
 };
-use tenantry_db::{Actor, AdminScope, Db, DbError, FromRow, ProjectAccess, Row, TenantScope, Tx};
+use tenantry_db::{
+    Actor, AdminScope, Db, DbError, FromRow, Prepared, ProjectAccess, Row, TenantScope, Tx,
+};
 use tenantry_identity::{User, UserStatus};
 
 use crate::{
@@ -78,7 +80,14 @@ fn role_permissions(name: &str, custom: Option<&[String]>) -> PermissionSet {
 }
 
 /// The grant query: membership, tenant status, the role's permissions and every project
-/// assignment with its role's permissions, in one round trip.
+/// assignment with its role's permissions, in one round trip (every tenant request runs it,
+/// so its SQL is rendered once).
+static GRANTS: Prepared<(TenantId, UserId)> = Prepared::new(
+    "grants",
+    |&(tenant_id, user_id)| grant_query(tenant_id, user_id),
+    |&(tenant_id, user_id)| vec![tenant_id.into(), user_id.into()],
+);
+
 fn grant_query(tenant_id: TenantId, user_id: UserId) -> sea_query::SelectStatement {
     let mut q = Query::select();
     q.column(("memberships", "role"))
@@ -188,7 +197,7 @@ pub async fn authorize(
     let rows: Vec<GrantRow> = db
         .read_tenant_all(
             &lookup_scope(tenant_id, Actor::User(user_id)),
-            &grant_query(tenant_id, user_id),
+            &GRANTS.bind((tenant_id, user_id)),
         )
         .await?;
     let access = member_access(rows)?.ok_or(TenancyError::NotFound)?;
@@ -323,7 +332,7 @@ pub async fn authorize_api_key(
     };
     tx.enter_tenant(&lookup_scope(tenant_id, actor)).await?;
     let rows: Vec<GrantRow> = tx
-        .fetch_all(&grant_query(tenant_id, key.created_by))
+        .fetch_all(&GRANTS.bind((tenant_id, key.created_by)))
         .await?;
     let key_permissions = match (&key.role, &key.permissions) {
         (Some(role), _) if SystemRole::parse(role).is_some() => role_permissions(role, None),

@@ -3,9 +3,9 @@
 use sea_query::{Expr, ExprTrait, Order, Query};
 use tenantry_audit::Entry;
 use tenantry_core::{
-    Description, JsonObject, Page, PageRequest, Permission, ProjectId, ResourceName,
+    Description, JsonObject, Page, PageRequest, Permission, ProjectId, ResourceName, TenantId,
 };
-use tenantry_db::{Db, DbError, ProjectFilter as Visible, TenantScope, Tx};
+use tenantry_db::{Bound, Db, DbError, Prepared, ProjectFilter as Visible, TenantScope, Tx};
 
 use crate::{Project, TenancyError, model::ProjectRow, tenants::require};
 
@@ -72,13 +72,22 @@ fn name_taken(e: DbError) -> TenancyError {
     }
 }
 
-fn project_query(scope: &TenantScope, id: ProjectId) -> sea_query::SelectStatement {
-    let mut q = Query::select();
-    q.columns(ProjectRow::COLUMNS)
-        .from("projects")
-        .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
-        .and_where(Expr::col("id").eq(id));
-    q
+/// One project of a tenant (point reads run it on every request: its SQL is rendered once).
+static PROJECT_BY_ID: Prepared<(TenantId, ProjectId)> = Prepared::new(
+    "project_by_id",
+    |&(tenant_id, id)| {
+        let mut q = Query::select();
+        q.columns(ProjectRow::COLUMNS)
+            .from("projects")
+            .and_where(Expr::col("tenant_id").eq(tenant_id))
+            .and_where(Expr::col("id").eq(id));
+        q
+    },
+    |&(tenant_id, id)| vec![tenant_id.into(), id.into()],
+);
+
+fn project_query(scope: &TenantScope, id: ProjectId) -> Bound<'static, (TenantId, ProjectId)> {
+    PROJECT_BY_ID.bind((scope.tenant_id(), id))
 }
 
 /// Whether `project` is a project of the scope's tenant (for request fields that name one).
