@@ -117,14 +117,14 @@ impl<P> Statement for Bound<'_, P> {
         if cfg!(debug_assertions) {
             let (sql, rendered) = render(backend, &(prepared.shape)(&self.params));
             assert_eq!(
-                Some(&sql),
-                cached.as_ref(),
-                "SQL of prepared statement {}",
+                rendered, values,
+                "values of prepared statement {} (order of the placeholders)",
                 prepared.name
             );
             assert_eq!(
-                rendered, values,
-                "values of prepared statement {} (order of the placeholders)",
+                Some(&sql),
+                cached.as_ref(),
+                "SQL of prepared statement {} (its shape must not depend on the values)",
                 prepared.name
             );
         }
