@@ -315,6 +315,37 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks / hz)
 }
 
+/// The machine's CPU time counters (`/proc/stat`, all CPUs): on a virtual machine, `steal`
+/// is time the hypervisor gave to other guests. A run with much steal measured a slower
+/// machine than its core count says, so the tables print it beside each row.
+struct MachineTicks {
+    total: u64,
+    steal: u64,
+}
+
+impl MachineTicks {
+    fn read() -> anyhow::Result<Self> {
+        let stat = std::fs::read_to_string("/proc/stat")?;
+        let line = stat.lines().next().context("/proc/stat is empty")?;
+        let ticks = line
+            .split_whitespace()
+            .skip(1)
+            .map(str::parse::<u64>)
+            .collect::<Result<Vec<_>, _>>()?;
+        // user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is
+        // already counted in user.
+        Ok(Self {
+            total: ticks.iter().take(8).sum(),
+            steal: ticks.get(7).copied().unwrap_or(0),
+        })
+    }
+
+    fn steal_percent_since(&self, before: &Self) -> f64 {
+        let total = self.total.saturating_sub(before.total).max(1);
+        100.0 * self.steal.saturating_sub(before.steal) as f64 / total as f64
+    }
+}
+
 /// Peak resident set size in MiB.
 fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -490,9 +521,9 @@ async fn main() -> anyhow::Result<()> {
     let refresh_data = std::env::temp_dir().join(format!("tenantry-bench-{run}-refresh.txt"));
 
     println!(
-        "\n| backend | scenario | req/s | p50 ms | p99 ms | CPU s / 1k req | peak RSS MiB | non-2xx |"
+        "\n| backend | scenario | req/s | p50 ms | p99 ms | CPU s / 1k req | peak RSS MiB | non-2xx | steal % |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for (scenario, title) in [
         ("me", "GET /users/me"),
         ("read", "project by id"),
@@ -535,6 +566,7 @@ async fn main() -> anyhow::Result<()> {
             fresh_refresh_tokens(&client, &emails, tokens, input).await?;
         }
         let cpu_before = cpu_seconds(args.pid)?;
+        let machine_before = MachineTicks::read()?;
         let m = if scenario == "noisy_neighbour" {
             noisy::noisy_neighbour(&args, &noisy_data, &quiet_data)?
         } else if scenario == "me_under_login" {
@@ -560,8 +592,9 @@ async fn main() -> anyhow::Result<()> {
             wrk(&args, scenario, input, args.duration)?
         };
         let cpu = cpu_seconds(args.pid)? - cpu_before;
+        let steal = MachineTicks::read()?.steal_percent_since(&machine_before);
         println!(
-            "| {} | {title} | {:.0} | {:.2} | {:.2} | {:.3} | {:.0} | {} |",
+            "| {} | {title} | {:.0} | {:.2} | {:.2} | {:.3} | {:.0} | {} | {steal:.0} |",
             args.label,
             m.rps,
             m.p50,
