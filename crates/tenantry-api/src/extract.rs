@@ -70,15 +70,11 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
                 axum::body::Body::from(buf),
             )
                 .into_response(),
-            Err(error) => (
-                http::StatusCode::INTERNAL_SERVER_ERROR,
-                [(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("text/plain; charset=utf-8"),
-                )],
-                error.to_string(),
+            // Like every 500: a problem, the cause only in the log.
+            Err(error) => Problem::internal_error(
+                &anyhow::Error::new(error).context("serialising the response body"),
             )
-                .into_response(),
+            .into_response(),
         }
     }
 }
