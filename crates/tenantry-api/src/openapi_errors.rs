@@ -202,10 +202,11 @@ fn fix_annotated(status: &str, response: &mut Response) {
     response
         .content
         .insert(PROBLEM_CONTENT_TYPE.to_owned(), RefOr::T(problem_content()));
-    if response.description.is_empty()
-        && let Some(shared) = SHARED.iter().find(|s| s.status == status)
-    {
-        shared.description.clone_into(&mut response.description);
+    if response.description.is_empty() {
+        let shared = SHARED.iter().find(|s| s.status == status);
+        response.description = shared
+            .map_or_else(|| reason(status), |s| s.description)
+            .to_owned();
     }
     add_retry_after(status, response);
 }

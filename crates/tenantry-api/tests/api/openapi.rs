@@ -235,7 +235,20 @@ async fn real_error_answers_are_documented(app: TestApp) {
     // No credential → 401; a tenant of nobody → 404.
     assert_eq!(check(&doc, list.clone(), c.get(&url)).await, 401);
     let nobody = app.url("/api/v1/tenants/00000000-0000-7000-8000-000000000000/projects");
-    assert_eq!(check(&doc, list, bearer(c.get(nobody))).await, 404);
+    assert_eq!(check(&doc, list.clone(), bearer(c.get(nobody))).await, 404);
+    // NUL in a string: PostgreSQL cannot store it (it was a 500 there), so 422 on both.
+    let member = (
+        Method::PATCH,
+        "/api/v1/tenants/{tenant_id}/members/{user_id}",
+    );
+    let r = bearer(c.patch(app.url(&format!("/api/v1/tenants/{tenant}/members/{}", owner.id))))
+        .header("content-type", "application/json")
+        .body(r#"{"role": "own\u0000er"}"#);
+    assert_eq!(check(&doc, member, r).await, 422);
+    let r = bearer(c.get(format!("{url}?name=a%00b")));
+    assert_eq!(check(&doc, list.clone(), r).await, 422);
+    let r = bearer(c.post(&url)).json(&json!({"name": "p\u{0}q"}));
+    assert_eq!(check(&doc, create.clone(), r).await, 422);
     // Reads outside tenants: a bad query, a bad token.
     let r = bearer(c.get(app.url("/api/v1/users/me/security-events?limit=0")));
     let events = (Method::GET, "/api/v1/users/me/security-events");
