@@ -200,7 +200,9 @@ def main() -> int:
     parser.add_argument("--report-dir", required=True)
     parser.add_argument("--max-examples", type=int, default=10)
     parser.add_argument("--seed", type=int, default=20240612)
-    parser.add_argument("--workers", type=int, default=2)
+    # One worker: deterministic order, and schemathesis 4.32 raised an internal KeyError in
+    # its coverage phase with two (a tool error, not a finding).
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--phases", default="examples,coverage,fuzzing")
     args = parser.parse_args()
 
