@@ -18,9 +18,15 @@
 #                                 the storage tests (default: s3s-fs started here, scripts/lib/s3.sh)
 #
 # What it installs, only when missing: the PostgreSQL server binaries (apt-get), the rustfmt /
-# clippy components (rustup), aiosmtpd (PyPI, into a virtual environment under target/) and the
-# s3s-fs S3 server (crates.io, `cargo install` into target/test-tools/s3s: a few minutes the
-# first time). cargo-nextest is used when installed, `cargo test` otherwise.
+# clippy components (rustup), aiosmtpd and schemathesis (PyPI, into virtual environments under
+# target/test-tools/) and the s3s-fs S3 server (crates.io, `cargo install` into
+# target/test-tools/s3s: a few minutes the first time). cargo-nextest is used when installed,
+# `cargo test` otherwise.
+#
+# After the tests (unless specific tests were selected), schemathesis fuzzes the real server
+# binary over /openapi.json on SQLite and on PostgreSQL (scripts/lib/schemathesis.sh): any 5xx
+# or any response the document does not describe fails the run. SCHEMATHESIS_MAX_EXAMPLES
+# (default 10) and SCHEMATHESIS_SEED tune its quick profile.
 #
 # Unless TENANTRY_TEST_DATABASE_URL is set, one throw-away PostgreSQL cluster is started for the
 # whole run and exported as TENANTRY_TEST_DATABASE_URL, so that test processes (nextest runs one
@@ -37,6 +43,8 @@ step() { printf '\n==> %s\n' "$*"; }
 . "scripts/lib/smtp.sh"
 # shellcheck source=lib/s3.sh
 . "scripts/lib/s3.sh"
+# shellcheck source=lib/schemathesis.sh
+. "scripts/lib/schemathesis.sh"
 
 ensure_rust_component() { # <cargo subcommand> <rustup component>
     if ! cargo "$1" --version >/dev/null 2>&1; then
@@ -98,6 +106,15 @@ if [ "$RUNNER" = nextest ]; then
 else
     step "cargo test --workspace --no-fail-fast $*"
     cargo test --workspace --no-fail-fast "$@" || status=$?
+fi
+
+# The whole API against its own document, on both backends (a few minutes); skipped when the
+# caller selected specific tests.
+if [ "$#" -eq 0 ]; then
+    step "schemathesis: /openapi.json conformance and no 5xx, on SQLite and PostgreSQL"
+    run_schemathesis || status=$((status == 0 ? 1 : status))
+else
+    step "Skipping schemathesis (specific tests selected)"
 fi
 
 if [ "$status" -eq 0 ]; then

@@ -7,6 +7,7 @@ pub mod extract;
 mod idempotency;
 mod limits;
 mod middleware;
+mod openapi_errors;
 mod routes;
 
 use std::{
@@ -88,7 +89,9 @@ pub fn migrations() -> Vec<Migration> {
     info(
         title = "Tenantry",
         description = "Multi-tenant SaaS backend: identity, tenants, roles and projects.\n\n\
-            Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.\n\
+            Errors are RFC 9457 problem details (`application/problem+json`, schema `Problem`) with \
+            a stable `code`; every operation lists the error statuses it can answer (the shared \
+            ones are in `components.responses`).\n\
             Lists take `limit` (1–200, default 50) and `cursor`, and answer `{items, next_cursor}`.\n\
             An id of another tenant's object answers exactly like an id that does not exist (404).",
         license(name = "Apache-2.0"),
@@ -159,6 +162,8 @@ fn api_parts() -> (
 ) {
     let (api, mut openapi) = api_router().split_for_parts();
     let idempotent = idempotency::document(&mut openapi);
+    // After the idempotency header is in: it adds statuses of its own.
+    openapi_errors::document(&mut openapi);
     (api, openapi, idempotent)
 }
 

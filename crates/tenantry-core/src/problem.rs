@@ -51,6 +51,17 @@ impl ToSchema for Problem {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("Problem")
     }
+
+    /// The schemas `Problem` refers to (`FieldError`): without them a document that uses
+    /// `Problem` has a dangling `$ref`.
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <ProblemBody as ToSchema>::schemas(schemas);
+    }
 }
 
 /// The fields of a [`Problem`].
@@ -71,7 +82,9 @@ pub struct ProblemBody {
     pub detail: Option<Cow<'static, str>>,
     /// Stable machine-readable error code.
     pub code: &'static str,
+    /// The invalid fields of a 422 (absent when there are none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     pub errors: Vec<FieldError>,
     /// Seconds, sent as `Retry-After` for 429 and 503.
     #[serde(skip)]

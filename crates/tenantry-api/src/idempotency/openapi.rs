@@ -1,10 +1,11 @@
-//! OpenAPI: the `Idempotency-Key` header on the POST operations the middleware covers, and
-//! the 429 of the per-tenant and per-API-key rate limits on tenant-scoped operations.
+//! OpenAPI: the `Idempotency-Key` header on the POST operations the middleware covers (the
+//! statuses it adds, 400/409/422, are documented with the other shared errors in
+//! `crate::openapi_errors`, which recognises the header).
 
 use std::collections::HashSet;
 
 use utoipa::openapi::{
-    ContentBuilder, Header, ObjectBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type,
+    ObjectBuilder, OpenApi, RefOr, Required, Type,
     path::{Operation, ParameterBuilder, ParameterIn},
 };
 
@@ -31,29 +32,12 @@ fn key_parameter() -> RefOr<utoipa::openapi::path::Parameter> {
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .min_length(Some(1))
-                    .max_length(Some(super::MAX_KEY_LEN)),
+                    .max_length(Some(super::MAX_KEY_LEN))
+                    // What `parse_key` accepts: visible ASCII only.
+                    .pattern(Some("^[!-~]+$")),
             ))
             .build(),
     )
-}
-
-fn rate_limited() -> utoipa::openapi::Response {
-    ResponseBuilder::new()
-        .description(
-            "Rate limited (`rate_limited`): too many requests for this tenant or with this API \
-             key; retry after `Retry-After` seconds",
-        )
-        .content(
-            tenantry_core::problem::PROBLEM_CONTENT_TYPE,
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build(),
-        )
-        .header(
-            "Retry-After",
-            Header::new(ObjectBuilder::new().schema_type(Type::Integer)),
-        )
-        .build()
 }
 
 /// Whether the operation's body is a multipart upload, which streams to storage: it is
@@ -68,7 +52,7 @@ fn streams_body(operation: &utoipa::openapi::path::Operation) -> bool {
         })
 }
 
-/// Documents the header and the 429s; returns the path templates of the POST operations
+/// Documents the header; returns the path templates of the POST operations
 /// that take an `Idempotency-Key` (those that require a bearer credential).
 pub fn document(openapi: &mut OpenApi) -> HashSet<String> {
     let mut covered = HashSet::new();
@@ -81,24 +65,6 @@ pub fn document(openapi: &mut OpenApi) -> HashSet<String> {
                 .get_or_insert_with(Vec::new)
                 .push(key_parameter());
             covered.insert(path.clone());
-        }
-        if path.contains("{tenant_id}") {
-            for operation in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                operation
-                    .responses
-                    .responses
-                    .entry("429".to_owned())
-                    .or_insert_with(|| RefOr::T(rate_limited()));
-            }
         }
     }
     covered

@@ -2,7 +2,9 @@
 //! and download links.
 
 use axum::{
-    extract::{DefaultBodyLimit, Multipart, Path, State, multipart::Field},
+    extract::{
+        DefaultBodyLimit, Multipart, Path, State, multipart::Field, multipart::MultipartRejection,
+    },
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -145,8 +147,13 @@ fn unreadable(e: axum::extract::multipart::MultipartError) -> Problem {
 pub async fn upload_document(
     State(state): State<AppState>,
     ctx: TenantCtx,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Problem> {
+    // axum's own rejection is a text/plain 400; every error here is a problem.
+    let mut multipart = multipart.map_err(|_| {
+        Problem::unsupported_media_type()
+            .with_detail("expected Content-Type: multipart/form-data with a boundary")
+    })?;
     let mut form = Form::default();
     let mut staged = None;
     let outcome: Result<(), Problem> = async {
@@ -416,7 +423,8 @@ pub struct DownloadParams {
     security(("bearer" = [])),
     params(("tenant_id" = String, Path, format = Uuid), ("document_id" = String, Path, format = Uuid),
         DownloadParams),
-    responses((status = 200, body = DownloadLink), (status = 302, description = "With `?redirect=true`"),
+    responses((status = 200, body = DownloadLink), (status = 302, description = "With `?redirect=true`",
+            headers(("Location" = String, description = "The download URL"))),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn download_document(
     State(state): State<AppState>,

@@ -64,8 +64,9 @@ fn invalid_link() -> Problem {
 #[utoipa::path(get, path = "/api/v1/downloads/{tenant_id}/{document_id}", tag = "files",
     params(("tenant_id" = String, Path, format = Uuid), ("document_id" = String, Path, format = Uuid),
         SignedParams),
-    responses((status = 200, description = "The content", content_type = "application/octet-stream"),
-        (status = 206, description = "The requested range"),
+    responses((status = 200, description = "The content, as the document's stored `mime_type`",
+            content_type = "*/*"),
+        (status = 206, description = "The requested range (`Content-Range`)", content_type = "*/*"),
         (status = 403, description = "Invalid or expired signature", body = Problem),
         (status = 404, body = Problem), (status = 416, body = Problem)))]
 pub async fn signed_download(

@@ -19,6 +19,7 @@ mod isolation;
 mod members;
 mod mfa;
 mod oidc;
+mod openapi;
 mod ops;
 mod project_scope;
 mod projects;
