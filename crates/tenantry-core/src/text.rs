@@ -50,13 +50,34 @@ mod tests {
     #[test]
     fn hidden_characters_are_refused_in_display_text() {
         for hidden in [
-            '\u{202E}', '\u{202A}', '\u{2066}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
-            '\u{200B}', '\u{FEFF}', '\u{2060}', '\u{0007}', '\u{0085}', '\u{3164}', '\u{E0041}',
+            '\u{202E}',
+            '\u{202A}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}',
+            '\u{200B}',
+            '\u{FEFF}',
+            '\u{2060}',
+            '\u{0007}',
+            '\u{0085}',
+            '\u{3164}',
+            '\u{E0041}',
         ] {
             let text = format!("Ada{hidden}Lovelace");
-            assert!(crate::PersonName::parse(&text).is_err(), "{hidden:?} in a name");
-            assert!(crate::ResourceName::parse(&text).is_err(), "{hidden:?} in a resource name");
-            assert!(crate::Description::parse(&text).is_err(), "{hidden:?} in a description");
+            assert!(
+                crate::PersonName::parse(&text).is_err(),
+                "{hidden:?} in a name"
+            );
+            assert!(
+                crate::ResourceName::parse(&text).is_err(),
+                "{hidden:?} in a resource name"
+            );
+            assert!(
+                crate::Description::parse(&text).is_err(),
+                "{hidden:?} in a description"
+            );
             assert!(check_visible(&text, false).is_err());
         }
         let Err(Invalid(why)) = crate::PersonName::parse("evil\u{202E}fdp.exe") else {
@@ -64,7 +85,15 @@ mod tests {
         };
         assert!(why.contains("bidirectional"), "{why}");
         // Real names in every script, with the joiners they need, are fine.
-        for name in ["Zoë", "Łukasz", "محمد", "نرگس\u{200C}ها", "李小龙", "Ἀθηνᾶ", "👩\u{200D}💻"] {
+        for name in [
+            "Zoë",
+            "Łukasz",
+            "محمد",
+            "نرگس\u{200C}ها",
+            "李小龙",
+            "Ἀθηνᾶ",
+            "👩\u{200D}💻",
+        ] {
             assert!(crate::PersonName::parse(name).is_ok(), "{name:?}");
         }
         // Descriptions keep their line breaks; names do not.

@@ -477,7 +477,11 @@ mod confusables_tests {
             "ＪＯＥ＠ＥＸＡＭＰＬＥ．ＣＯＭ",
             " joe@example.com\u{3000}",
         ] {
-            assert_eq!(Email::parse(raw).unwrap().as_str(), "joe@example.com", "{raw:?}");
+            assert_eq!(
+                Email::parse(raw).unwrap().as_str(),
+                "joe@example.com",
+                "{raw:?}"
+            );
         }
         assert_eq!(Email::fold(" ＡＢ "), "ab");
     }
@@ -513,11 +517,15 @@ mod confusables_tests {
     #[test]
     fn lookups_find_accounts_stored_before_the_ascii_rule() {
         assert_eq!(
-            Email::parse_for_lookup(" J\u{00D6}e@Example.com ").unwrap().as_str(),
+            Email::parse_for_lookup(" J\u{00D6}e@Example.com ")
+                .unwrap()
+                .as_str(),
             "j\u{00F6}e@example.com"
         );
         assert_eq!(
-            Email::parse_for_lookup("ｊｏｅ@example.com").unwrap().as_str(),
+            Email::parse_for_lookup("ｊｏｅ@example.com")
+                .unwrap()
+                .as_str(),
             "joe@example.com"
         );
         assert!(Email::parse_for_lookup("not an address").is_err());

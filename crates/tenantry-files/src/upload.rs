@@ -54,7 +54,8 @@ fn clean_filename(name: Option<String>) -> Result<String, FilesError> {
             message: "must name a file".into(),
         });
     }
-    if base.chars().count() > MAX_FILENAME || tenantry_core::text::check_visible(base, false).is_err()
+    if base.chars().count() > MAX_FILENAME
+        || tenantry_core::text::check_visible(base, false).is_err()
     {
         return Err(FilesError::Invalid {
             field: "filename",

@@ -29,9 +29,13 @@ async fn reset_token(app: &TestApp, sink: &SmtpSink, email: &str, seen: &[String
         .execute_script("UPDATE user_tokens SET created_at = '2000-01-01T00:00:00.000000Z'")
         .await
         .unwrap();
-    app.post("/api/v1/auth/forgot-password", None, json!({"email": email}))
-        .await
-        .assert(202);
+    app.post(
+        "/api/v1/auth/forgot-password",
+        None,
+        json!({"email": email}),
+    )
+    .await
+    .assert(202);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let fresh = sink

@@ -36,7 +36,11 @@ async fn fullwidth_addresses_are_the_same_account(app: TestApp) {
     let email = unique_email("joe");
     let joe = app.register(&email).await;
     let twin = app
-        .post("/api/v1/auth/register", None, register_body(&fullwidth(&email)))
+        .post(
+            "/api/v1/auth/register",
+            None,
+            register_body(&fullwidth(&email)),
+        )
         .await;
     twin.assert_problem(409, "already_exists");
     assert_eq!(twin.body["errors"][0]["field"], "email");
@@ -56,7 +60,11 @@ async fn fullwidth_addresses_are_the_same_account(app: TestApp) {
     // A new fullwidth address is stored in its ASCII form.
     let other = unique_email("ann");
     let created = app
-        .post("/api/v1/auth/register", None, register_body(&fullwidth(&other)))
+        .post(
+            "/api/v1/auth/register",
+            None,
+            register_body(&fullwidth(&other)),
+        )
         .await;
     created.assert(201);
     assert_eq!(created.body["user"]["email"], other.as_str());
@@ -231,7 +239,9 @@ async fn a_fullwidth_reset_request_reaches_the_account(app: TestApp, sink: SmtpS
     .assert(202);
     let mails = sink.wait_for(&email, 2).await;
     assert!(
-        mails.iter().any(|m| m.subject == "Reset your Tenantry password"),
+        mails
+            .iter()
+            .any(|m| m.subject == "Reset your Tenantry password"),
         "the link went to the account's own address"
     );
 }

@@ -303,9 +303,14 @@ async fn mfa_changes_need_the_current_password(app: TestApp) {
         .await;
     wrong.assert_problem(422, "validation_failed");
     assert_eq!(wrong.body["errors"][0]["field"], "current_password");
-    app.request(reqwest::Method::DELETE, enroll, token, Some(json!({"code": code})))
-        .await
-        .assert_problem(422, "validation_failed");
+    app.request(
+        reqwest::Method::DELETE,
+        enroll,
+        token,
+        Some(json!({"code": code})),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
     let me = app.get("/api/v1/users/me", token).await;
     assert_eq!(me.body["mfa_enabled"], true);
     let kinds = app.security_event_kinds(&user.token).await;
