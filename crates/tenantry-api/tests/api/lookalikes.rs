@@ -13,6 +13,7 @@ crate::backend_tests!(
     look_alike_spellings_share_the_login_throttle,
     accounts_stored_before_the_ascii_rule_keep_signing_in,
     hidden_characters_are_refused_in_display_text,
+    file_names_cannot_hide_their_extension,
 );
 
 crate::mail_tests!(a_fullwidth_reset_request_reaches_the_account);
@@ -244,4 +245,28 @@ async fn a_fullwidth_reset_request_reaches_the_account(app: TestApp, sink: SmtpS
             .any(|m| m.subject == "Reset your Tenantry password"),
         "the link went to the account's own address"
     );
+}
+
+/// `invoice\u{202E}fdp.exe` displays as `invoiceexe.pdf`.
+async fn file_names_cannot_hide_their_extension(app: TestApp) {
+    use crate::documents::{Upload, documents, upload};
+    let w = app.world().await;
+    let token = &w.member.token;
+    let disguised = "invoice\u{202E}fdp.exe";
+    let refused = upload(&app, &w.tenant, token, Upload::text("x", disguised)).await;
+    refused.assert_problem(422, "validation_failed");
+    assert_eq!(refused.body["errors"][0]["field"], "filename");
+
+    let stored = upload(&app, &w.tenant, token, Upload::text("x", "invoice.txt")).await;
+    stored.assert(201);
+    let id = stored.body["id"].as_str().unwrap();
+    let renamed = app
+        .patch(
+            &format!("{}/{id}", documents(&w.tenant)),
+            Some(token),
+            json!({"filename": disguised}),
+        )
+        .await;
+    renamed.assert_problem(422, "validation_failed");
+    assert_eq!(renamed.body["errors"][0]["field"], "filename");
 }
