@@ -10,6 +10,7 @@ pub mod origin;
 pub mod page;
 pub mod permission;
 pub mod problem;
+pub mod text;
 pub mod time;
 pub mod values;
 

@@ -4,6 +4,8 @@
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
+
+pub use crate::text::{check_visible, is_hidden_char};
 use serde::Serialize;
 
 /// Why a value was rejected; becomes a field entry of a 422 problem.
@@ -46,17 +48,80 @@ impl RoleName {
     }
 }
 
-/// A syntactically valid e-mail address, trimmed and lower-cased (addresses are compared
-/// case-insensitively everywhere, so they are stored in one canonical form).
+/// A syntactically valid e-mail address in its one canonical form, so that addresses that
+/// look alike are one address (one account, one invitation, one throttle key).
+///
+/// Confusables policy: the input is NFKC-normalised (fullwidth and other compatibility forms
+/// fold to their plain letters: `ｊｏｅ＠example.com` is `joe@example.com`), trimmed and
+/// lower-cased, and must then be ASCII. Letters of other scripts that look like Latin ones
+/// (Cyrillic `е`, Greek `ο`, …) cannot be told apart on screen, so a new address containing
+/// them is refused; an internationalised domain is accepted in its ASCII (`xn--…`) form.
+/// Look-alikes within ASCII (`rn`/`m`, `l`/`1`) are distinct addresses, as they are for
+/// every mail system.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Email(String);
 
+/// Why a non-ASCII address is refused (also how [`Email::parse_for_lookup`] recognises one).
+const EMAIL_NOT_ASCII: &str = "must be written in ASCII: letters of other scripts that look \
+    like Latin ones are not accepted (write an internationalised domain in its xn-- form)";
+
 impl Email {
     pub const MAX_LEN: usize = 254;
 
+    /// A new address, to store or to send to (registration, invitations, members).
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let candidate = raw.trim().to_lowercase();
+        Self::check_length(raw)?;
+        let candidate = Self::fold(raw);
+        if !candidate.is_ascii() {
+            // Checked after the syntax, so that text which is no address at all says so.
+            Self::syntax(candidate)?;
+            return Err(Invalid(EMAIL_NOT_ASCII));
+        }
+        Self::syntax(candidate)
+    }
+
+    /// An address typed to find an existing account (sign-in, password reset). Folded like
+    /// [`Email::parse`]; one that is still not ASCII afterwards is taken in the form
+    /// addresses were stored in before the ASCII rule (trimmed and lower-cased), so accounts
+    /// registered then keep signing in. Never store an address parsed this way.
+    pub fn parse_for_lookup(raw: &str) -> Result<Self, Invalid> {
+        match Self::parse(raw) {
+            Err(Invalid(reason)) if reason == EMAIL_NOT_ASCII => {
+                Self::syntax(raw.trim().to_lowercase())
+            }
+            other => other,
+        }
+    }
+
+    /// An address someone else vouches for (an external identity provider's claim), taken
+    /// only as written: it must already be canonical apart from letter case. Folding a
+    /// look-alike there would let the provider's check of one mailbox stand for another.
+    pub fn parse_as_written(raw: &str) -> Result<Self, Invalid> {
+        let parsed = Self::parse(raw)?;
+        if parsed.0 != raw.trim().to_lowercase() {
+            return Err(Invalid("must be written in plain ASCII letters"));
+        }
+        Ok(parsed)
+    }
+
+    /// The folding of [`Email::parse`] without the checks: NFKC, trimmed, lower-cased. For
+    /// text that is compared with addresses but need not be one (throttle keys).
+    pub fn fold(raw: &str) -> String {
+        use unicode_normalization::UnicodeNormalization;
+        raw.nfkc().collect::<String>().trim().to_lowercase()
+    }
+
+    fn check_length(raw: &str) -> Result<(), Invalid> {
+        // Before folding, so that folding never works on unbounded input (NFKC may expand a
+        // character; a fullwidth letter is three bytes).
+        if raw.len() > 4 * Self::MAX_LEN {
+            return Err(Invalid("must be at most 254 characters"));
+        }
+        Ok(())
+    }
+
+    fn syntax(candidate: String) -> Result<Self, Invalid> {
         if candidate.is_empty() {
             return Err(Invalid("must not be empty"));
         }
@@ -179,7 +244,8 @@ impl fmt::Debug for Password {
     }
 }
 
-/// A display name part (first or last name): trimmed, 1–100 characters, no control characters.
+/// A display name part (first or last name): trimmed, 1–100 characters, no control,
+/// bidirectional or invisible characters (see [`check_visible`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct PersonName(String);
@@ -193,9 +259,7 @@ impl PersonName {
         if trimmed.chars().count() > 100 {
             return Err(Invalid("must be at most 100 characters"));
         }
-        if trimmed.chars().any(char::is_control) {
-            return Err(Invalid("must not contain control characters"));
-        }
+        check_visible(trimmed, false)?;
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -366,7 +430,8 @@ impl JsonObject {
     }
 }
 
-/// A resource name (tenant, project): trimmed, 1–100 characters, no control characters.
+/// A resource name (tenant, project, API key): trimmed, 1–100 characters, no control,
+/// bidirectional or invisible characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct ResourceName(String);
@@ -381,7 +446,8 @@ impl ResourceName {
     }
 }
 
-/// Free text of at most 2,000 characters.
+/// Free text of at most 2,000 characters; line breaks and tabs, but no other control,
+/// bidirectional or invisible characters (see [`check_visible`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Description(String);
@@ -391,11 +457,88 @@ impl Description {
         if raw.chars().count() > 2000 {
             return Err(Invalid("must be at most 2000 characters"));
         }
+        check_visible(raw, true)?;
         Ok(Self(raw.trim().to_owned()))
     }
 
     pub fn into_inner(self) -> String {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod confusables_tests {
+    use super::*;
+
+    #[test]
+    fn fullwidth_addresses_fold_to_ascii() {
+        for raw in [
+            "ｊｏｅ@example.com",
+            "ＪＯＥ＠ＥＸＡＭＰＬＥ．ＣＯＭ",
+            " joe@example.com\u{3000}",
+        ] {
+            assert_eq!(
+                Email::parse(raw).unwrap().as_str(),
+                "joe@example.com",
+                "{raw:?}"
+            );
+        }
+        assert_eq!(Email::fold(" ＡＢ "), "ab");
+    }
+
+    #[test]
+    fn look_alike_scripts_are_refused_and_say_why() {
+        // Cyrillic а and е, Greek ο, a German umlaut in the domain.
+        for raw in [
+            "\u{0430}da@example.com",
+            "joe@\u{0435}xample.com",
+            "j\u{03BF}e@example.com",
+            "joe@bücher.de",
+        ] {
+            let Err(Invalid(why)) = Email::parse(raw) else {
+                panic!("{raw:?} accepted");
+            };
+            assert!(why.contains("ASCII"), "{raw:?}: {why}");
+        }
+        // Invisible characters are no address at all.
+        assert!(Email::parse("jo\u{200B}e@example.com").is_err());
+        // Internationalised domains in their ASCII form are fine.
+        assert_eq!(
+            Email::parse("joe@xn--bcher-kva.de").unwrap().as_str(),
+            "joe@xn--bcher-kva.de"
+        );
+        // Not an address at all still says so, whatever the script.
+        assert_eq!(
+            Email::parse("\u{0430}\u{0431}\u{0432}"),
+            Err(Invalid("must be a valid e-mail address"))
+        );
+    }
+
+    #[test]
+    fn lookups_find_accounts_stored_before_the_ascii_rule() {
+        assert_eq!(
+            Email::parse_for_lookup(" J\u{00D6}e@Example.com ")
+                .unwrap()
+                .as_str(),
+            "j\u{00F6}e@example.com"
+        );
+        assert_eq!(
+            Email::parse_for_lookup("ｊｏｅ@example.com")
+                .unwrap()
+                .as_str(),
+            "joe@example.com"
+        );
+        assert!(Email::parse_for_lookup("not an address").is_err());
+    }
+
+    #[test]
+    fn vouched_addresses_are_taken_only_as_written() {
+        assert_eq!(
+            Email::parse_as_written("Joe@Example.com").unwrap().as_str(),
+            "joe@example.com"
+        );
+        assert!(Email::parse_as_written("ｊｏｅ@example.com").is_err());
+        assert!(Email::parse_as_written("\u{0430}da@example.com").is_err());
     }
 }
 

@@ -42,7 +42,9 @@ pub struct UploadMeta {
 /// Longest file name kept (characters).
 const MAX_FILENAME: usize = 255;
 
-/// The file name as stored: trimmed, without control characters or directories.
+/// The file name as stored: trimmed, without directories or hidden characters (see
+/// [`tenantry_core::text::check_visible`]: a right-to-left override would disguise the
+/// extension).
 fn clean_filename(name: Option<String>) -> Result<String, FilesError> {
     let name = name.unwrap_or_else(|| "upload".to_owned());
     let base = name.rsplit(['/', '\\']).next().unwrap_or_default().trim();
@@ -52,11 +54,14 @@ fn clean_filename(name: Option<String>) -> Result<String, FilesError> {
             message: "must name a file".into(),
         });
     }
-    if base.chars().count() > MAX_FILENAME || base.chars().any(char::is_control) {
+    if base.chars().count() > MAX_FILENAME
+        || tenantry_core::text::check_visible(base, false).is_err()
+    {
         return Err(FilesError::Invalid {
             field: "filename",
             message: format!(
-                "must be at most {MAX_FILENAME} characters, without control characters"
+                "must be at most {MAX_FILENAME} characters, without control, bidirectional or \
+                 invisible formatting characters"
             ),
         });
     }

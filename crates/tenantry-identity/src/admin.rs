@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::{
     Identity, IdentityError, User, UserStatus,
+    recovery::{CredentialChange, void_links},
     security::{SecurityEventKind, record},
     sessions::revoke_all,
 };
@@ -167,7 +168,8 @@ impl Identity {
 
     /// Disables an account: it cannot sign in (the answer is the one for a wrong password),
     /// its access and refresh tokens stop working at once, tokens of external issuers are
-    /// refused, and every session is revoked in the same transaction. Administrators cannot
+    /// refused, and every session and outstanding mailed link (verification, reset) is
+    /// revoked in the same transaction. Administrators cannot
     /// disable themselves (`CannotDisableSelf`) nor the last active administrator
     /// (`LastPlatformAdmin`); an account already disabled → `AlreadyDisabled`.
     pub async fn disable_user(
@@ -206,7 +208,14 @@ impl Identity {
         )
         .await?;
         let sessions = revoke_all(&mut tx, id, None, "account_disabled").await?;
-        let detail = serde_json::json!({ "reason": reason, "sessions_revoked": sessions });
+        // Mailed links too: enabling the account later must not revive a reset link that
+        // was requested before (perhaps by whoever the account was disabled for).
+        let links = void_links(&mut tx, id, CredentialChange::AccountDisabled).await?;
+        let detail = serde_json::json!({
+            "reason": reason,
+            "sessions_revoked": sessions,
+            "links_voided": links,
+        });
         record_change(
             &mut tx,
             scope,

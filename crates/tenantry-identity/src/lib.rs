@@ -12,6 +12,7 @@ mod model;
 pub mod oidc;
 mod password;
 mod prune;
+mod reauth;
 mod recovery;
 mod security;
 mod service;

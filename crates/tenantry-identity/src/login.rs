@@ -20,7 +20,7 @@ impl Identity {
         email: &str,
         password: &str,
     ) -> Result<(Option<User>, bool), IdentityError> {
-        let email = Email::parse(email).ok();
+        let email = Email::parse_for_lookup(email).ok();
         let found: Option<UserWithHash> = match &email {
             Some(email) => {
                 self.db
@@ -102,7 +102,8 @@ impl Identity {
         Ok((user, tokens))
     }
 
-    async fn login_failed(
+    /// Counts a failed attempt against `key` and records it (with the lock it caused).
+    pub(crate) async fn login_failed(
         &self,
         key: &crate::throttle::ThrottleKey,
         user_id: Option<UserId>,

@@ -15,6 +15,8 @@ use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 use crate::{
     ClientInfo, Identity, IdentityError, User,
+    reauth::Reauth,
+    recovery::{CredentialChange, void_links},
     security::{SecurityEventKind, audit, record},
 };
 
@@ -110,17 +112,24 @@ impl Identity {
             .to_vec()
     }
 
-    /// Starts (or restarts) enrolment: a new pending secret.
+    /// Starts (or restarts) enrolment: a new pending secret. Needs the current password (see
+    /// [`crate::reauth`]): a stolen access token alone must not be able to put a second
+    /// factor the owner does not have on the account. Confirming needs no password again:
+    /// it takes a code of the secret that only this call handed out.
     pub async fn totp_enroll(
         &self,
         user: &User,
+        current_password: &str,
         client: &ClientInfo,
     ) -> Result<TotpEnrollment, IdentityError> {
-        if user.mfa_enabled {
-            return Err(IdentityError::MfaAlreadyEnabled);
-        }
         if user.is_guest {
             return Err(IdentityError::NoPassword);
+        }
+        let user = &self
+            .reauthenticate(user.id, current_password, Reauth::MfaEnrollment, client)
+            .await?;
+        if user.mfa_enabled {
+            return Err(IdentityError::MfaAlreadyEnabled);
         }
         let mut secret = vec![0u8; 20];
         rand::rng().fill_bytes(&mut secret);
@@ -185,13 +194,14 @@ impl Identity {
         )
         .await?;
         let codes = self.replace_recovery_codes(&mut tx, user.id).await?;
+        let voided = void_links(&mut tx, user.id, CredentialChange::MfaEnabled).await?;
         record(
             &mut tx,
             Some(user.id),
             AuditActor::User(user.id),
             SecurityEventKind::MfaEnabled,
             client,
-            json!({}),
+            json!({ "links_voided": voided }),
         )
         .await?;
         self.notify_mfa(&mut tx, user, true).await?;
@@ -200,13 +210,19 @@ impl Identity {
         Ok(codes)
     }
 
-    /// Turns MFA off; needs a current code or an unused recovery code.
+    /// Turns MFA off; needs the current password (see [`crate::reauth`]) and a current code
+    /// or an unused recovery code. A wrong code counts against the login throttle like a
+    /// wrong code at sign-in, so this is no unthrottled way to guess codes.
     pub async fn totp_disable(
         &self,
         user: &User,
+        current_password: &str,
         code: &str,
         client: &ClientInfo,
     ) -> Result<(), IdentityError> {
+        let user = &self
+            .reauthenticate(user.id, current_password, Reauth::MfaDisable, client)
+            .await?;
         if !user.mfa_enabled {
             return Err(IdentityError::MfaNotEnabled);
         }
@@ -215,6 +231,12 @@ impl Identity {
             .check_second_factor(&mut tx, user.id, code, client)
             .await?
         {
+            drop(tx);
+            if let Some(email) = user.email.as_deref() {
+                let key = self.throttle_key(email);
+                self.login_failed(&key, Some(user.id), SecurityEventKind::MfaFailed, client)
+                    .await?;
+            }
             return Err(IdentityError::InvalidCode);
         }
         tx.execute(
@@ -234,13 +256,14 @@ impl Identity {
                 .and_where(Expr::col("user_id").eq(user.id)),
         )
         .await?;
+        let voided = void_links(&mut tx, user.id, CredentialChange::MfaDisabled).await?;
         record(
             &mut tx,
             Some(user.id),
             AuditActor::User(user.id),
             SecurityEventKind::MfaDisabled,
             client,
-            json!({}),
+            json!({ "links_voided": voided }),
         )
         .await?;
         self.notify_mfa(&mut tx, user, false).await?;

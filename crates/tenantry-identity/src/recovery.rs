@@ -13,6 +13,7 @@ use tenantry_db::{DbError, FromRow, Row, Tx};
 
 use crate::{
     ClientInfo, Identity, IdentityError, User,
+    reauth::Reauth,
     security::{SecurityEventKind, audit, record},
     service::UserWithHash,
     tokens,
@@ -30,12 +31,93 @@ enum Purpose {
 }
 
 impl Purpose {
+    const ALL: [Self; 2] = [Self::VerifyEmail, Self::ResetPassword];
+
     fn as_str(self) -> &'static str {
         match self {
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
         }
     }
+
+    /// Whether `change` makes an outstanding link of this purpose stale. Exhaustive on both
+    /// sides on purpose: a new link purpose or a new kind of change must decide here.
+    fn voided_by(self, change: CredentialChange) -> bool {
+        use CredentialChange as C;
+        match (self, change) {
+            // A reset link is a way in that bypasses the password. Once the owner has changed
+            // how the account is secured (or an administrator shut it), a link requested
+            // before must not undo that: whoever requested it may have read the mailbox.
+            (
+                Self::ResetPassword,
+                C::PasswordChanged
+                | C::PasswordReset
+                | C::MfaEnabled
+                | C::MfaDisabled
+                | C::AccountDisabled,
+            ) => true,
+            // A verification link proves control of the address it was sent to, and none of
+            // these changes the address (`verify_email` also re-checks that the address is
+            // still the account's, so a future address change voids it either way). A
+            // disabled account keeps no way in, links included.
+            (Self::VerifyEmail, C::AccountDisabled) => true,
+            (
+                Self::VerifyEmail,
+                C::PasswordChanged | C::PasswordReset | C::MfaEnabled | C::MfaDisabled,
+            ) => false,
+        }
+    }
+}
+
+/// How a new password came: changed by the signed-in owner (whose own session, if any, stays)
+/// or reset with a mailed link (every session ends).
+#[derive(Debug, Clone, Copy)]
+enum PasswordSet {
+    Changed { keep: Option<SessionId> },
+    Reset,
+}
+
+/// A change to how an account is secured, after which some mailed links must stop working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CredentialChange {
+    PasswordChanged,
+    PasswordReset,
+    MfaEnabled,
+    MfaDisabled,
+    AccountDisabled,
+}
+
+/// Voids the user's outstanding link tokens that `change` makes stale, in the transaction of
+/// the change itself. Returns how many were voided.
+///
+/// Why retire rows rather than a per-user "security stamp" that tokens are bound to: the
+/// links live in one table we own, so retiring them in the same transaction is atomic with
+/// the change, needs no schema change, and lets each change void only what it should (a
+/// password change must not void the pending e-mail verification). A stamp would void every
+/// kind at once, or need one stamp per kind. Retired tokens are marked used, so redeeming
+/// one answers exactly like an unknown or used link (`link_invalid`).
+pub(crate) async fn void_links(
+    tx: &mut Tx,
+    user_id: UserId,
+    change: CredentialChange,
+) -> Result<u64, DbError> {
+    let purposes: Vec<&str> = Purpose::ALL
+        .into_iter()
+        .filter(|p| p.voided_by(change))
+        .map(Purpose::as_str)
+        .collect();
+    if purposes.is_empty() {
+        return Ok(0);
+    }
+    tx.execute(
+        Query::update()
+            .table("user_tokens")
+            .value("used_at", tenantry_core::now())
+            .and_where(Expr::col("user_id").eq(user_id))
+            .and_where(Expr::col("purpose").is_in(purposes))
+            .and_where(Expr::col("used_at").is_null()),
+    )
+    .await
 }
 
 struct LinkToken {
@@ -242,7 +324,7 @@ impl Identity {
     /// Starts a password reset for `email`. Always succeeds from the caller's point of view;
     /// the work runs in the background so that timing says nothing about the account.
     pub fn forgot_password(&self, email: &str, client: ClientInfo) {
-        let Ok(email) = Email::parse(email) else {
+        let Ok(email) = Email::parse_for_lookup(email) else {
             return;
         };
         let identity = self.clone();
@@ -320,7 +402,7 @@ impl Identity {
             return Err(IdentityError::LinkInvalid);
         }
         // The link reached the mailbox: that proves the address too.
-        self.set_password(&mut tx, &user, hash, None, "password_reset", client)
+        self.set_password(&mut tx, &user, hash, PasswordSet::Reset, client)
             .await?;
         tx.execute(
             Query::update()
@@ -338,8 +420,8 @@ impl Identity {
         Ok(())
     }
 
-    /// Changes the caller's password after checking the current one; the caller's other
-    /// sessions end.
+    /// Changes the caller's password after checking the current one (see
+    /// [`Identity::reauthenticate`]); the caller's other sessions end.
     pub async fn change_password(
         &self,
         user_id: UserId,
@@ -348,59 +430,29 @@ impl Identity {
         new_password: &Password,
         client: &ClientInfo,
     ) -> Result<(), IdentityError> {
-        let (user, stored) = self.user_with_hash(user_id).await?;
-        let Some(stored) = stored else {
-            return Err(IdentityError::NoPassword);
-        };
-        let key = user.email.as_deref().map(|e| self.throttle_key(e));
-        if let Some(key) = &key
-            && let Some(secs) = self.throttled_for(key).await?
-        {
-            return Err(IdentityError::Throttled {
-                retry_after_secs: secs,
-            });
-        }
-        if !self.hasher.verify(current_password, Some(&stored)).await? {
-            let mut tx = self.db.begin_write().await?;
-            if let Some(key) = &key {
-                Self::throttle_failure(&mut tx, key).await?;
-            }
-            record(
-                &mut tx,
-                Some(user.id),
-                AuditActor::User(user.id),
-                SecurityEventKind::LoginFailed,
-                client,
-                json!({"during": "password_change"}),
-            )
+        let user = self
+            .reauthenticate(user_id, current_password, Reauth::PasswordChange, client)
             .await?;
-            tx.commit().await?;
-            return Err(IdentityError::WrongPassword);
-        }
         let hash = self.hash_password(new_password).await?;
         let mut tx = self.db.begin_write().await?;
-        self.set_password(
-            &mut tx,
-            &user,
-            hash,
-            current_session,
-            "password_changed",
-            client,
-        )
-        .await?;
+        let set = PasswordSet::Changed {
+            keep: current_session,
+        };
+        self.set_password(&mut tx, &user, hash, set, client).await?;
         tx.commit().await?;
         self.mailer.wake();
         Ok(())
     }
 
-    /// Stores a new hash, ends sessions (all but `keep`), records the event and notifies.
+    /// Stores a new hash, ends sessions (all but the changing caller's own), voids
+    /// outstanding reset links and any TOTP enrolment not yet confirmed, records the event
+    /// and notifies.
     async fn set_password(
         &self,
         tx: &mut Tx,
         user: &User,
         hash: String,
-        keep: Option<SessionId>,
-        reason: &'static str,
+        set: PasswordSet,
         client: &ClientInfo,
     ) -> Result<(), IdentityError> {
         let now = tenantry_core::now();
@@ -409,21 +461,34 @@ impl Identity {
                 .table("users")
                 .value("password_hash", hash)
                 .value("password_changed_at", now)
+                // An enrolment started before (perhaps by whoever made the password change
+                // necessary) must be started again with the new password.
+                .value("mfa_pending_secret", Option::<Vec<u8>>::None)
                 .value("updated_at", now)
                 .and_where(Expr::col("id").eq(user.id)),
         )
         .await?;
-        crate::sessions::revoke_all(tx, user.id, keep, reason).await?;
-        let (kind, how) = if keep.is_some() {
-            (SecurityEventKind::PasswordChanged, "changed")
-        } else {
-            (
+        let (keep, reason, kind, how, change) = match set {
+            PasswordSet::Changed { keep } => (
+                keep,
+                "password_changed",
+                SecurityEventKind::PasswordChanged,
+                "changed",
+                CredentialChange::PasswordChanged,
+            ),
+            PasswordSet::Reset => (
+                None,
+                "password_reset",
                 SecurityEventKind::PasswordReset,
                 "reset with an e-mailed link",
-            )
+                CredentialChange::PasswordReset,
+            ),
         };
+        crate::sessions::revoke_all(tx, user.id, keep, reason).await?;
+        let voided = void_links(tx, user.id, change).await?;
         let actor = AuditActor::User(user.id);
-        record(tx, Some(user.id), actor, kind, client, json!({})).await?;
+        let detail = json!({ "links_voided": voided });
+        record(tx, Some(user.id), actor, kind, client, detail).await?;
         if let Some(email) = user.email.as_deref() {
             self.mailer
                 .enqueue(

@@ -74,7 +74,12 @@ fn retry_after(until: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
 
 impl Identity {
     pub(crate) fn throttle_key(&self, login: &str) -> ThrottleKey {
-        let normalised = login.trim().to_lowercase();
+        // The address's canonical form, so that look-alike spellings of one address
+        // (`ｊｏｅ@…` for `joe@…`) share its key instead of each getting free attempts.
+        let normalised = tenantry_core::Email::parse_for_lookup(login).map_or_else(
+            |_| tenantry_core::Email::fold(login),
+            |e| e.as_str().to_owned(),
+        );
         ThrottleKey(
             self.key
                 .mac("login-throttle", normalised.as_bytes())

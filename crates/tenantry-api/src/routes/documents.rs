@@ -318,15 +318,15 @@ fn parse_change(body: DocumentPatch, replace: bool) -> Result<DocumentChange, Pr
         let name = name.trim().to_owned();
         let valid = !name.is_empty()
             && name.chars().count() <= 255
-            && !name
-                .chars()
-                .any(|c| c.is_control() || c == '/' || c == '\\');
+            && tenantry_core::text::check_visible(&name, false).is_ok()
+            && !name.chars().any(|c| c == '/' || c == '\\');
         if valid {
             Some(name)
         } else {
             v.error(
                 "filename",
-                "must be 1 to 255 characters, without control characters or slashes",
+                "must be 1 to 255 characters, without slashes or control, bidirectional or \
+                 invisible formatting characters",
             );
             None
         }

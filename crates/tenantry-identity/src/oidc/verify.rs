@@ -144,7 +144,8 @@ pub(crate) fn verify(
     let email = claims
         .get(&rules.email_claim)
         .and_then(Value::as_str)
-        .and_then(|e| Email::parse(e).ok())
+        // As written only: see `Email::parse_as_written`.
+        .and_then(|e| Email::parse_as_written(e).ok())
         .map(|e| e.as_str().to_owned());
     let email_verified = email.is_some()
         && match claims.get(&rules.email_verified_claim) {
@@ -157,7 +158,16 @@ pub(crate) fn verify(
         claims
             .get(claim)
             .and_then(Value::as_str)
-            .map(|s| s.trim().chars().take(MAX_NAME_CHARS).collect::<String>())
+            // Names are shown to other members: drop what our own name rules refuse.
+            .map(|s| {
+                s.chars()
+                    .filter(|c| !tenantry_core::text::is_hidden_char(*c))
+                    .collect::<String>()
+                    .trim()
+                    .chars()
+                    .take(MAX_NAME_CHARS)
+                    .collect::<String>()
+            })
             .unwrap_or_default()
     };
     Ok((

@@ -147,7 +147,11 @@ async fn account_actions_land_in_the_users_chain_without_secrets(app: TestApp) {
     secrets.extend(["wrong guess here".into(), "a brand new secret".into()]);
 
     let enrolled = app
-        .post("/api/v1/users/me/mfa/totp", Some(&token), json!({}))
+        .post(
+            "/api/v1/users/me/mfa/totp",
+            Some(&token),
+            json!({"current_password": "a brand new secret"}),
+        )
         .await;
     enrolled.assert(201);
     let mfa_secret = enrolled.body["secret"].as_str().unwrap().to_owned();

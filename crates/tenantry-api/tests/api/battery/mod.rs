@@ -90,7 +90,12 @@ const BODIES: &[(&str, &str)] = &[
     ("update_settings", r#"{"default_locale": "en-GB"}"#),
     ("put_me", r#"{"first_name": "Bat", "last_name": "Tery"}"#),
     ("patch_me", r#"{"first_name": "Bat"}"#),
-    ("disable", r#"{"password": "{password}", "code": "000000"}"#),
+    // The right password: wrong ones would count toward the callers' login throttle.
+    ("enroll", r#"{"current_password": "{password}"}"#),
+    (
+        "disable",
+        r#"{"current_password": "{password}", "code": "000000"}"#,
+    ),
     ("confirm", r#"{"code": "000000"}"#),
     ("change_password", "{}"),
     ("upload_document", MULTIPART),
