@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod battery;
 mod documents;
+mod edge;
 mod idempotency;
 mod idempotency_effects;
 mod invitations;
