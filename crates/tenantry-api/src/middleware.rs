@@ -274,7 +274,8 @@ pub(crate) fn problem_for_status(status: StatusCode) -> Problem {
 const MAX_DETAIL: usize = 512;
 
 /// Every error answer is `application/problem+json`: the ones the handlers and extractors of
-/// this crate produce already are (they carry a [`ProblemCode`]); anything else — a rejection
+/// this crate produce already are (they carry a [`ProblemCode`], or the content type when
+/// replayed from storage); anything else — a rejection
 /// of an axum extractor (path, multipart), a status from a library layer — is rewritten here,
 /// keeping its status, its headers (`Allow`, `Retry-After`) and its plain-text message as the
 /// `detail`. Success answers pass untouched.
@@ -285,12 +286,17 @@ async fn problem_for_any_error(response: Response) -> Response {
     {
         return response;
     }
-    let (mut parts, body) = response.into_parts();
-    let text = parts
-        .headers
+    let content_type = response
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/plain"));
+        .unwrap_or("");
+    // A problem without the extension: one replayed from storage (idempotency).
+    if content_type.starts_with(tenantry_core::problem::PROBLEM_CONTENT_TYPE) {
+        return response;
+    }
+    let text = content_type.starts_with("text/plain");
+    let (mut parts, body) = response.into_parts();
     let mut problem = problem_for_status(status);
     if text && let Ok(bytes) = axum::body::to_bytes(body, MAX_DETAIL).await {
         let detail = String::from_utf8_lossy(&bytes).trim().to_owned();
