@@ -324,3 +324,42 @@ async fn every_error_is_a_problem(app: TestApp) {
     .await
     .assert_problem(400, "malformed_request");
 }
+
+/// The accept loop drains on shutdown as `axum::serve` did: a request in flight when the
+/// signal comes is answered, and no new connection is accepted.
+#[tokio::test]
+async fn shutdown_finishes_requests_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tenantry_core::config::Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let app = tenantry_api::Application::build(config).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let body = br#"{"email":"drain@example.com","password":"not the password"}"#;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.write_all(&body[10..]).await.unwrap();
+    let raw = Raw::parse(&read_to_close(&mut stream, Duration::from_secs(10)).await);
+    raw.assert_problem(401, "invalid_credentials");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops once the request is answered")
+        .unwrap()
+        .unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+}
