@@ -9,6 +9,7 @@ mod limits;
 mod middleware;
 mod openapi_errors;
 mod routes;
+mod server;
 
 use std::{
     future::Future,
@@ -123,6 +124,17 @@ impl Modify for BearerAuth {
                         "An access token from /api/v1/auth/login, or a token of an external \
                          OpenID Connect issuer configured in `auth.oidc` (e.g. Auth0), verified \
                          against the issuer's JWKS (or, later, an API key `tnt_…`)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The `http.metrics_token` of the configuration, when one is set",
                     ))
                     .build(),
             ),
@@ -247,14 +259,31 @@ pub fn router(state: AppState) -> Router {
         },
         idempotency::middleware,
     ));
+    let body_limit = state.config.http.body_limit_bytes;
     let observe = middleware::ObserveConfig {
         timeout: Duration::from_secs(state.config.http.request_timeout_secs.max(1)),
         upload_timeout: Duration::from_secs(state.config.files.upload_timeout_secs.max(1)),
+        upload_idle_timeout: Duration::from_secs(
+            state.config.files.upload_idle_timeout_secs.max(1),
+        ),
+        body_limit: u64::try_from(body_limit).unwrap_or(u64::MAX),
+        upload_body_limit: state
+            .config
+            .files
+            .max_upload_bytes
+            .saturating_add(middleware::UPLOAD_FORM_OVERHEAD),
     };
-    let body_limit = state.config.http.body_limit_bytes;
     let cors = cors(&state.config);
     let x_request_id = HeaderName::from_static("x-request-id");
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+    // The documentation page runs scripts: only its own, from this origin.
+    let docs: Router<AppState> = Router::from(
+        SwaggerUi::new("/docs").url("/openapi.json", openapi),
+    )
+    .layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOCS_CSP),
+    ));
+    api.merge(docs)
         .fallback(|| async {
             Problem::not_found()
                 .with_detail("no such route")
@@ -282,8 +311,17 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .layer(tower::util::MapRequestLayer::new(
+            middleware::drop_unfit_request_id,
+        ))
         .with_state(state)
 }
+
+/// Content-Security-Policy of `/docs`: Swagger UI's own scripts and styles (it sets inline
+/// styles), its inline SVG icons, and calls to this origin only; no framing.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; connect-src 'self'; font-src 'self' data:; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
 
 /// Connects to the database, applies migrations (if configured), loads keys and creates the
 /// bootstrap administrator.
@@ -507,6 +545,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.state.config.http.shutdown_grace_secs);
+        let settings = server::ServeSettings {
+            header_read_timeout: Duration::from_secs(
+                self.state.config.http.header_read_timeout_secs.max(1),
+            ),
+            max_connections_per_ip: self.state.config.http.max_connections_per_ip,
+        };
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
@@ -530,19 +574,14 @@ impl Application {
             let _ = stopped_tx.send(());
         };
         let _background = AbortOnDrop(vec![mail_worker, housekeeping, keys, oidc_prefetch]);
-        let server = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
-        let server = tokio::spawn(async move { server.await });
+        let server = tokio::spawn(server::serve(self.listener, app, settings, signal));
         tokio::pin!(server);
         tokio::select! {
-            result = &mut server => return result.context("server task")?.context("serving"),
+            result = &mut server => return result.context("server task"),
             _ = stopped_rx => {}
         }
         match tokio::time::timeout(grace, &mut server).await {
-            Ok(result) => result.context("server task")?.context("serving"),
+            Ok(result) => result.context("server task"),
             Err(_) => {
                 tracing::warn!(
                     grace_secs = grace.as_secs(),

@@ -66,8 +66,13 @@ fn retry_after(not_until: &governor::NotUntil<<DefaultClock as Clock>::Instant>)
 }
 
 fn client_key(client: &ClientInfo) -> Option<IpAddr> {
-    let ip: IpAddr = client.ip.as_deref()?.parse().ok()?;
-    Some(match ip {
+    Some(ip_key(client.ip.as_deref()?.parse().ok()?))
+}
+
+/// The key one client is counted under: its IPv4 address, or its IPv6 /64 (one subscriber's
+/// share; an IPv4-mapped address counts as the IPv4 one).
+pub(crate) fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
             None => {
@@ -76,7 +81,7 @@ fn client_key(client: &ClientInfo) -> Option<IpAddr> {
             }
         },
         v4 => v4,
-    })
+    }
 }
 
 impl Limits {

@@ -1,9 +1,18 @@
-//! Cross-cutting request handling: access log, metrics, timeout, security headers.
+//! Cross-cutting request handling: access log, metrics, timeouts, declared body sizes, and
+//! problem+json for every error answer.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use axum::{
+    body::Body,
     extract::{MatchedPath, Request, State},
+    http::{HeaderValue, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -16,23 +25,40 @@ pub struct ObserveConfig {
     pub timeout: Duration,
     /// For uploads, whose body streams to storage for as long as the client sends it.
     pub upload_timeout: Duration,
+    /// Longest pause between two chunks of an upload's body.
+    pub upload_idle_timeout: Duration,
+    /// Largest body a route other than the upload reads (`http.body_limit_bytes`).
+    pub body_limit: u64,
+    /// Largest upload body: the file limit plus room for the form's other parts.
+    pub upload_body_limit: u64,
 }
 
-impl ObserveConfig {
-    fn timeout_for(&self, method: &axum::http::Method, route: &str) -> Duration {
-        if method == axum::http::Method::POST && route == crate::routes::documents::UPLOAD_ROUTE {
-            self.upload_timeout
-        } else {
-            self.timeout
-        }
-    }
+/// Room in an upload's body beyond the file itself: boundaries, part headers and the small
+/// text fields (at most 8 parts of at most 1 KiB each).
+pub const UPLOAD_FORM_OVERHEAD: u64 = 64 * 1024;
+
+fn is_upload(method: &axum::http::Method, route: &str) -> bool {
+    method == axum::http::Method::POST && route == crate::routes::documents::UPLOAD_ROUTE
+}
+
+/// The declared `Content-Length`, when there is one that parses.
+fn declared_length(request: &Request) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Wraps every request in a span (request id, route, user and tenant ids as they become
-/// known), enforces the request timeout, writes one access-log line and records metrics.
+/// known), refuses bodies declared larger than the route reads, enforces the request timeout
+/// (and the pause limit of upload bodies), turns any error answer that is not a problem yet
+/// into one, writes one access-log line and records metrics.
 pub async fn observe(
     State(config): State<ObserveConfig>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
@@ -42,6 +68,7 @@ pub async fn observe(
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
+    let upload = is_upload(&method, &route);
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -56,22 +83,51 @@ pub async fn observe(
         user_id = Empty,
         tenant_id = Empty,
     );
-    let response = match tokio::time::timeout(
-        config.timeout_for(&method, &route),
-        next.run(request).instrument(span.clone()),
-    )
-    .await
-    {
-        Ok(response) => response,
-        Err(_) => {
-            let _entered = span.enter();
-            tracing::warn!("request timed out");
-            Problem::not_ready()
-                .with_detail("the request took too long")
-                .with_retry_after(1)
-                .into_response()
+    let (timeout, limit) = if upload {
+        (config.upload_timeout, config.upload_body_limit)
+    } else {
+        (config.timeout, config.body_limit)
+    };
+    // A body declared larger than the route reads is refused before it is read (so hyper
+    // sends no `100 Continue` and the client does not upload it in vain).
+    let too_large = declared_length(&request).is_some_and(|length| length > limit);
+    let stalled = upload.then(|| {
+        let stalled = Arc::new(AtomicBool::new(false));
+        let watched = stalled.clone();
+        let pause = config.upload_idle_timeout;
+        request = std::mem::take(&mut request)
+            .map(|body| Body::new(IdleTimeout::new(body, pause, watched)));
+        stalled
+    });
+    let response = if too_large {
+        Problem::payload_too_large()
+            .with_detail(format!(
+                "the declared body is larger than this route accepts ({limit} bytes)"
+            ))
+            .into_response()
+    } else {
+        match tokio::time::timeout(timeout, next.run(request).instrument(span.clone())).await {
+            Ok(response) => response,
+            Err(_) => {
+                let _entered = span.enter();
+                tracing::warn!("request timed out");
+                Problem::not_ready()
+                    .with_detail("the request took too long")
+                    .with_retry_after(1)
+                    .into_response()
+            }
         }
     };
+    let response = match stalled {
+        Some(stalled) if stalled.load(Ordering::Relaxed) => Problem::request_timeout()
+            .with_detail(format!(
+                "the upload's body paused longer than {} s",
+                config.upload_idle_timeout.as_secs()
+            ))
+            .into_response(),
+        _ => response,
+    };
+    let response = problem_for_any_error(response).await;
     let latency = started.elapsed();
     let status = response.status().as_u16();
     let code = response.extensions().get::<ProblemCode>().map(|c| c.0);
@@ -87,33 +143,40 @@ pub async fn observe(
     let labels = [
         (
             "method",
-            metrics::SharedString::from(static_method(&method)),
+            metrics::SharedString::const_str(static_method(&method)),
         ),
         ("route", metrics::SharedString::from(route)),
-        ("status", metrics::SharedString::from(static_status(status))),
+        (
+            "status",
+            metrics::SharedString::const_str(static_status(status)),
+        ),
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
     response
 }
 
-fn static_method(method: &http::Method) -> std::borrow::Cow<'static, str> {
+/// The method label: one of a fixed set, so clients cannot mint new metric series (any
+/// other method, which the router refuses anyway, counts as `OTHER`).
+fn static_method(method: &http::Method) -> &'static str {
     match *method {
-        http::Method::GET => "GET".into(),
-        http::Method::POST => "POST".into(),
-        http::Method::PUT => "PUT".into(),
-        http::Method::PATCH => "PATCH".into(),
-        http::Method::DELETE => "DELETE".into(),
-        http::Method::OPTIONS => "OPTIONS".into(),
-        http::Method::HEAD => "HEAD".into(),
-        ref other => other.as_str().to_owned().into(),
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::HEAD => "HEAD",
+        _ => "OTHER",
     }
 }
 
-/// Metric labels without an allocation for the statuses this API answers.
-fn static_status(status: u16) -> std::borrow::Cow<'static, str> {
+/// The status label: the statuses this API answers, else the status class (`4xx`), so the
+/// label takes a bounded set of values.
+fn static_status(status: u16) -> &'static str {
     const KNOWN: &[(u16, &str)] = &[
         (200, "200"),
+        (206, "206"),
         (201, "201"),
         (202, "202"),
         (204, "204"),
@@ -128,15 +191,47 @@ fn static_status(status: u16) -> std::borrow::Cow<'static, str> {
         (409, "409"),
         (413, "413"),
         (415, "415"),
+        (416, "416"),
         (422, "422"),
         (429, "429"),
+        (431, "431"),
         (500, "500"),
         (503, "503"),
     ];
-    KNOWN
-        .iter()
-        .find(|(code, _)| *code == status)
-        .map_or_else(|| status.to_string().into(), |(_, s)| (*s).into())
+    if let Some((_, label)) = KNOWN.iter().find(|(code, _)| *code == status) {
+        return label;
+    }
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Longest client-chosen `X-Request-Id` kept.
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// Removes a client's `X-Request-Id` unless it is 1 to [`MAX_REQUEST_ID`] visible ASCII
+/// characters, so the request id layer makes a new one: the id is echoed, logged and stored
+/// with sessions and audit records.
+pub fn drop_unfit_request_id<B>(mut request: http::Request<B>) -> http::Request<B> {
+    let fit = |id: &HeaderValue| {
+        let id = id.as_bytes();
+        (1..=MAX_REQUEST_ID).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
+    };
+    let mut ids = request.headers().get_all("x-request-id").iter();
+    // One fitting id is kept; none is nothing to do; several are as unfit as a bad one.
+    let unfit = match (ids.next(), ids.next()) {
+        (Some(id), None) => !fit(id),
+        (None, _) => false,
+        (Some(_), Some(_)) => true,
+    };
+    if unfit {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
 }
 
 /// The answer for a handler that panicked: logged, then an opaque 500.
@@ -148,4 +243,141 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
         .unwrap_or("unknown panic");
     tracing::error!(panic = message, "handler panicked");
     Problem::internal().into_response()
+}
+
+/// The problem an error status stands for, for answers that are not problems yet.
+pub(crate) fn problem_for_status(status: StatusCode) -> Problem {
+    let mut problem = match status {
+        StatusCode::UNAUTHORIZED => Problem::unauthenticated(),
+        StatusCode::FORBIDDEN => Problem::forbidden(),
+        StatusCode::NOT_FOUND => Problem::not_found(),
+        StatusCode::METHOD_NOT_ALLOWED => Problem::method_not_allowed(),
+        StatusCode::REQUEST_TIMEOUT => Problem::request_timeout(),
+        StatusCode::CONFLICT => Problem::conflict(),
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::payload_too_large(),
+        StatusCode::URI_TOO_LONG => Problem::uri_too_long(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Problem::unsupported_media_type(),
+        StatusCode::RANGE_NOT_SATISFIABLE => Problem::range_not_satisfiable(),
+        StatusCode::UNPROCESSABLE_ENTITY => Problem::validation_failed(),
+        StatusCode::TOO_MANY_REQUESTS => Problem::rate_limited(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => Problem::header_fields_too_large(),
+        StatusCode::SERVICE_UNAVAILABLE => Problem::not_ready(),
+        s if s.is_server_error() => Problem::internal(),
+        _ => Problem::malformed(),
+    };
+    // Other 4xx/5xx keep their status under the class's generic code.
+    problem.status = status;
+    problem
+}
+
+/// Longest plain-text error body kept as a problem's `detail`.
+const MAX_DETAIL: usize = 512;
+
+/// Every error answer is `application/problem+json`: the ones the handlers and extractors of
+/// this crate produce already are (they carry a [`ProblemCode`], or the content type when
+/// replayed from storage); anything else — a rejection
+/// of an axum extractor (path, multipart), a status from a library layer — is rewritten here,
+/// keeping its status, its headers (`Allow`, `Retry-After`) and its plain-text message as the
+/// `detail`. Success answers pass untouched.
+async fn problem_for_any_error(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<ProblemCode>().is_some()
+    {
+        return response;
+    }
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // A problem without the extension: one replayed from storage (idempotency).
+    if content_type.starts_with(tenantry_core::problem::PROBLEM_CONTENT_TYPE) {
+        return response;
+    }
+    let text = content_type.starts_with("text/plain");
+    let (mut parts, body) = response.into_parts();
+    let mut problem = problem_for_status(status);
+    if text && let Ok(bytes) = axum::body::to_bytes(body, MAX_DETAIL).await {
+        let detail = String::from_utf8_lossy(&bytes).trim().to_owned();
+        if !detail.is_empty() {
+            problem = problem.with_detail(detail);
+        }
+    }
+    let problem = problem.into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(tenantry_core::problem::PROBLEM_CONTENT_TYPE),
+    );
+    let (problem_parts, body) = problem.into_parts();
+    parts.extensions.extend(problem_parts.extensions);
+    Response::from_parts(parts, body)
+}
+
+/// An upload body that fails when the client pauses longer than `pause` between chunks
+/// (and records that it did, so the answer can say so).
+struct IdleTimeout {
+    inner: Body,
+    pause: Duration,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl IdleTimeout {
+    fn new(inner: Body, pause: Duration, stalled: Arc<AtomicBool>) -> Self {
+        Self {
+            inner,
+            pause,
+            sleep: Box::pin(tokio::time::sleep(pause)),
+            stalled,
+        }
+    }
+}
+
+/// The error an upload body ends with when the client paused too long.
+#[derive(Debug)]
+struct BodyStalled;
+
+impl std::fmt::Display for BodyStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body paused too long")
+    }
+}
+
+impl std::error::Error for BodyStalled {}
+
+impl http_body::Body for IdleTimeout {
+    type Data = axum::body::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + this.pause;
+                this.sleep.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match this.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    this.stalled.store(true, Ordering::Relaxed);
+                    Poll::Ready(Some(Err(Box::new(BodyStalled))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }

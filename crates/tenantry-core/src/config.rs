@@ -423,6 +423,16 @@ pub struct HttpConfig {
     /// Seconds a POST waits for an earlier request with the same `Idempotency-Key` that is
     /// still running, before answering 409 `idempotency_key_in_progress`.
     pub idempotency_wait_secs: u64,
+    /// Seconds a client has to send a request's head (request line and headers) once it
+    /// starts one, and the most an idle keep-alive connection stays open; slower connections
+    /// are closed without an answer.
+    pub header_read_timeout_secs: u64,
+    /// Connections one client address (an IPv6 /64) may hold open at once; more are closed at
+    /// once (0 = no limit). Behind a proxy every client shares its address: raise or disable.
+    pub max_connections_per_ip: u32,
+    /// Bearer token `GET /metrics` requires (`Authorization: Bearer <token>`); unset, the
+    /// metrics are public.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Default for HttpConfig {
@@ -433,6 +443,9 @@ impl Default for HttpConfig {
             request_timeout_secs: 30,
             shutdown_grace_secs: 20,
             idempotency_wait_secs: 10,
+            header_read_timeout_secs: 10,
+            max_connections_per_ip: 256,
+            metrics_token: None,
         }
     }
 }
@@ -473,6 +486,9 @@ pub struct FilesConfig {
     /// Seconds an upload may take, body included (default 3600), instead of
     /// `http.request_timeout_secs`.
     pub upload_timeout_secs: u64,
+    /// Seconds an upload's body may pause between two chunks before it is answered 408
+    /// `request_timeout` (default 60).
+    pub upload_idle_timeout_secs: u64,
 }
 
 impl Default for FilesConfig {
@@ -484,6 +500,7 @@ impl Default for FilesConfig {
             orphan_grace_secs: 3600,
             sweep_interval_secs: 600,
             upload_timeout_secs: 3600,
+            upload_idle_timeout_secs: 60,
         }
     }
 }

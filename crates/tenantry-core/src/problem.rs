@@ -136,6 +136,9 @@ constructors! {
     quota_exceeded => (PAYMENT_REQUIRED, "quota_exceeded", "Plan quota exceeded");
     feature_not_in_plan => (PAYMENT_REQUIRED, "feature_not_in_plan", "Feature not in plan");
     payload_too_large => (PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large");
+    request_timeout => (REQUEST_TIMEOUT, "request_timeout", "The client sent the request too slowly");
+    uri_too_long => (URI_TOO_LONG, "uri_too_long", "URI too long");
+    header_fields_too_large => (REQUEST_HEADER_FIELDS_TOO_LARGE, "header_fields_too_large", "Request header fields too large");
     unsupported_media_type => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type");
     validation_failed => (UNPROCESSABLE_ENTITY, "validation_failed", "Validation failed");
     rate_limited => (TOO_MANY_REQUESTS, "rate_limited", "Too many requests");

@@ -178,6 +178,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     eprintln!("  API docs:  http://{addr}/docs");
     eprintln!("  database:  {}", state.db.backend().name());
+    if state.config.http.metrics_token.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "GET /metrics is public on a non-loopback address: set http.metrics_token \
+             (TENANTRY_HTTP__METRICS_TOKEN) or keep /metrics off the public route"
+        );
+    }
     if !state.identity.has_platform_admin().await.unwrap_or(true) {
         eprintln!(
             "  No platform administrator yet. Create one with:\n    \

@@ -3,9 +3,10 @@
 
 use axum::{
     extract::{
-        DefaultBodyLimit, Multipart, Path, State, multipart::Field, multipart::MultipartRejection,
+        DefaultBodyLimit, Multipart, Path, State,
+        multipart::{Field, MultipartRejection},
     },
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
@@ -125,6 +126,28 @@ impl Form {
     }
 }
 
+/// Why a body is not a multipart form: another content type (415), or a multipart one
+/// without a boundary (400).
+fn not_a_form(headers: &HeaderMap, rejection: &MultipartRejection) -> Problem {
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    if multipart {
+        Problem::malformed().with_detail(format!(
+            "the multipart/form-data content type has no usable boundary: {}",
+            rejection.body_text()
+        ))
+    } else {
+        Problem::unsupported_media_type()
+            .with_detail("expected a body with Content-Type: multipart/form-data; boundary=…")
+    }
+}
+
 fn unreadable(e: axum::extract::multipart::MultipartError) -> Problem {
     Problem::malformed().with_detail(format!("the multipart body could not be read: {e}"))
 }
@@ -133,8 +156,10 @@ fn unreadable(e: axum::extract::multipart::MultipartError) -> Problem {
 /// part and optional `filename`, `mime_type` and `project_id` parts, in any order. The
 /// content streams to storage while its SHA-256 and MD5 are computed; identical content in
 /// the tenant is stored once (the new document gets the existing `file_id`). Over
-/// `files.max_upload_bytes` → 413 as soon as the limit is crossed; beyond the tenant's
-/// storage quota → 402 `quota_exceeded`; content contradicting `mime_type` → 422.
+/// `files.max_upload_bytes` → 413 as soon as the limit is crossed (at once when the declared
+/// `Content-Length` already exceeds it); beyond the tenant's storage quota → 402
+/// `quota_exceeded`; content contradicting `mime_type` → 422; a body that pauses longer than
+/// `files.upload_idle_timeout_secs` → 408 `request_timeout`.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant_id}/documents", tag = "files",
     security(("bearer" = [])),
     params(("tenant_id" = String, Path, format = Uuid)),
@@ -142,18 +167,16 @@ fn unreadable(e: axum::extract::multipart::MultipartError) -> Problem {
     responses((status = 201, body = Document), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 402, description = "Storage quota exceeded", body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 408, description = "The body paused longer than `files.upload_idle_timeout_secs`", body = Problem),
         (status = 413, description = "Larger than the upload limit", body = Problem),
         (status = 415, body = Problem), (status = 422, body = Problem)))]
 pub async fn upload_document(
     State(state): State<AppState>,
     ctx: TenantCtx,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Problem> {
-    // axum's own rejection is a text/plain 400; every error here is a problem.
-    let mut multipart = multipart.map_err(|_| {
-        Problem::unsupported_media_type()
-            .with_detail("expected Content-Type: multipart/form-data with a boundary")
-    })?;
+    let mut multipart = multipart.map_err(|rejection| not_a_form(&headers, &rejection))?;
     let mut form = Form::default();
     let mut staged = None;
     let outcome: Result<(), Problem> = async {

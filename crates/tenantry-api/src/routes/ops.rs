@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use axum::{
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     response::IntoResponse,
 };
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::json;
 use tenantry_core::Problem;
@@ -94,22 +95,54 @@ pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Prometheus metrics: request counts and latency histograms by route and status, pool gauges.
+/// Prometheus metrics: request counts and latency histograms by method, route template and
+/// status, pool gauges. When `http.metrics_token` is configured, only with
+/// `Authorization: Bearer <that token>` (else 401).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    security((), ("metrics_token" = [])),
+    responses((status = 200, content_type = "text/plain", body = String),
+        (status = 401, description = "`http.metrics_token` is set and was not sent", body = Problem)))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, Problem> {
+    if let Some(token) = &state.config.http.metrics_token {
+        metrics_authorized(&headers, token.expose_secret())?;
+    }
     let stats = state.db.pool_stats();
     let backend = state.db.backend().name();
     metrics::gauge!("db_pool_connections", "backend" => backend, "state" => "open")
         .set(f64::from(stats.size));
     metrics::gauge!("db_pool_connections", "backend" => backend, "state" => "idle")
         .set(f64::from(stats.idle));
-    (
+    Ok((
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(),
-    )
+    ))
+}
+
+/// The request carries `Authorization: Bearer <token>`; compared as SHA-256 digests in
+/// constant time, so neither the token's bytes nor its length leak through timing.
+fn metrics_authorized(headers: &HeaderMap, token: &str) -> Result<(), Problem> {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, sent)| sent.trim());
+    let matches = sent.is_some_and(|sent| {
+        bool::from(Sha256::digest(sent.as_bytes()).ct_eq(&Sha256::digest(token.as_bytes())))
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(Problem::unauthenticated()
+            .with_detail("send Authorization: Bearer <http.metrics_token>"))
+    }
 }

@@ -13,6 +13,7 @@ mod auth;
 mod battery;
 mod credential_changes;
 mod documents;
+mod edge;
 mod idempotency;
 mod idempotency_effects;
 mod invitations;

@@ -6,6 +6,9 @@ crate::backend_tests!(
     health_ready_and_index,
     request_id_and_security_headers,
     metrics_count_requests_by_route,
+    metric_labels_come_from_bounded_sets,
+    metrics_token_is_enforced_when_configured,
+    unfit_request_ids_are_replaced,
     openapi_and_docs_are_served,
     jwks_publishes_the_signing_key,
     unknown_routes_and_methods_are_problems,
@@ -67,6 +70,137 @@ async fn metrics_count_requests_by_route(app: TestApp) {
     assert!(text.contains("db_pool_connections"), "pool gauge missing");
 }
 
+async fn scrape(app: &TestApp) -> String {
+    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap()
+}
+
+/// Every value `label` takes in the `/metrics` text.
+fn label_values(text: &str, label: &str) -> std::collections::BTreeSet<String> {
+    let needle = format!("{label}=\"");
+    let mut values = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        for (i, _) in line.match_indices(&needle) {
+            let rest = &line[i + needle.len()..];
+            values.insert(rest.split('"').next().unwrap_or("").to_owned());
+        }
+    }
+    values
+}
+
+async fn metric_labels_come_from_bounded_sets(app: TestApp) {
+    // Made-up methods, unknown paths and odd statuses mint no new series.
+    for i in 0..40 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        let _ = app
+            .client
+            .request(method, app.url("/health"))
+            .send()
+            .await
+            .unwrap();
+        let _ = app
+            .client
+            .get(app.url(&format!("/no/such/path/{i}")))
+            .send()
+            .await
+            .unwrap();
+    }
+    let text = scrape(&app).await;
+    let methods = label_values(&text, "method");
+    let allowed = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "OTHER",
+    ];
+    assert!(
+        methods.iter().all(|m| allowed.contains(&m.as_str())),
+        "{methods:?}"
+    );
+    assert!(methods.contains("OTHER"), "{methods:?}");
+    let routes = label_values(&text, "route");
+    assert!(
+        routes
+            .iter()
+            .all(|r| r == "unmatched" || r.starts_with('/')),
+        "{routes:?}"
+    );
+    assert!(!routes.iter().any(|r| r.contains("no/such")), "{routes:?}");
+    for status in label_values(&text, "status") {
+        assert!(
+            status.len() == 3 && status.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{status}"
+        );
+    }
+    // The same requests again leave the text the same size (no series per request); the
+    // recorder is shared by the tests of this process, so count only this route's lines.
+    let lines = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains(r#"route="/health""#) && l.contains(r#"method="OTHER""#))
+            .count()
+    };
+    let before = lines(&text);
+    for i in 40..80 {
+        let method = reqwest::Method::from_bytes(format!("MADEUP{i}").as_bytes()).unwrap();
+        let _ = app
+            .client
+            .request(method, app.url("/health"))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(lines(&scrape(&app).await), before);
+}
+
+async fn metrics_token_is_enforced_when_configured(app: TestApp) {
+    let guarded = app
+        .sibling(|c| c.http.metrics_token = Some("metrics-s3cret-token".to_owned().into()))
+        .await;
+    guarded
+        .get("/metrics", None)
+        .await
+        .assert_problem(401, "unauthenticated");
+    guarded
+        .get("/metrics", Some("metrics-s3cret-tokeN"))
+        .await
+        .assert_problem(401, "unauthenticated");
+    let user = app.register("metrics-reader@example.com").await;
+    guarded
+        .get("/metrics", Some(&user.token))
+        .await
+        .assert_problem(401, "unauthenticated");
+    let ok = guarded
+        .client
+        .get(guarded.url("/metrics"))
+        .bearer_auth("metrics-s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("http_requests_total"));
+}
+
+async fn unfit_request_ids_are_replaced(app: TestApp) {
+    let echo = |id: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .client
+                .get(app.url("/health"))
+                .header("x-request-id", id)
+                .send()
+                .await
+                .unwrap();
+            r.headers()["x-request-id"].to_str().unwrap().to_owned()
+        }
+    };
+    let fits = "a".repeat(128);
+    assert_eq!(echo(fits.clone()).await, fits);
+    for unfit in ["a".repeat(129), "a".repeat(10_000), "has space".to_owned()] {
+        let id = echo(unfit.clone()).await;
+        assert_ne!(id, unfit);
+        assert_eq!(id.len(), 36, "a fresh UUID instead: {id}");
+    }
+}
+
 async fn openapi_and_docs_are_served(app: TestApp) {
     let r = app.get("/openapi.json", None).await;
     r.assert(200);
@@ -86,6 +220,9 @@ async fn openapi_and_docs_are_served(app: TestApp) {
     }
     let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
+    let csp = docs.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     let html = docs.text().await.unwrap();
     assert!(html.contains("swagger"), "docs page: {html}");
     assert!(
