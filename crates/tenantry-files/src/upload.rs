@@ -384,7 +384,8 @@ impl Files {
                 "size": size,
                 "file_id": file_id,
                 "deduplicated": deduplicated,
-            })),
+            }))
+            .in_project(new.project),
         )
         .await?;
         Ok(document)
