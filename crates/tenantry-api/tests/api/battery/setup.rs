@@ -274,6 +274,17 @@ impl Battery {
         )
         .await;
         let sibling = sibling(app, &a.tenant, &w.owner).await;
+        // A second document in A's project that no path names: the project (and with it, by
+        // cascade, the project-bound key) can never be deleted during the walk.
+        crate::documents::upload(
+            app,
+            &a.tenant,
+            &w.owner.token,
+            crate::documents::Upload::text("own keeper content", "own-keeper.txt")
+                .in_project(&a.project),
+        )
+        .await
+        .assert(201);
 
         // Least privileged first: the owner's own-id walk of a destructive operation runs last.
         let mut callers = vec![Caller {
