@@ -87,6 +87,11 @@ const AUDIT_TRAIL: Migration = Migration {
 const AUDIT_PROJECT: Migration = Migration {
     version: 2026121261,
     name: "audit_project",
-    up: |backend| vec![ddl(backend, "ALTER TABLE audit_logs ADD COLUMN project_id {uuid};")],
+    up: |backend| {
+        vec![ddl(
+            backend,
+            "ALTER TABLE audit_logs ADD COLUMN project_id {uuid};",
+        )]
+    },
     down: |_| vec!["ALTER TABLE audit_logs DROP COLUMN project_id;".to_owned()],
 };

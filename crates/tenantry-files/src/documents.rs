@@ -209,11 +209,12 @@ impl Files {
         tenantry_audit::record(
             &mut tx,
             scope,
-            Entry::new("document.deleted", "document", id).with_summary(json!({
-                "filename": document.filename,
-                "file_id": document.file_id,
-            }))
-            .in_project(document.project_id),
+            Entry::new("document.deleted", "document", id)
+                .with_summary(json!({
+                    "filename": document.filename,
+                    "file_id": document.file_id,
+                }))
+                .in_project(document.project_id),
         )
         .await?;
         tx.commit().await?;

@@ -302,9 +302,7 @@ pub async fn authorize_api_key(
     let hash = api_key_hash(token);
     let mut tx = db.begin_secret_lookup(&hash, false).await?;
     let key: KeyRow = tx
-        .fetch_optional(
-            key_query().and_where(Expr::col("key_hash").eq(hash.to_vec())),
-        )
+        .fetch_optional(key_query().and_where(Expr::col("key_hash").eq(hash.to_vec())))
         .await?
         .ok_or(TenancyError::InvalidApiKey)?;
     let now = tenantry_core::now();

@@ -412,17 +412,37 @@ async fn project_bound_keys_hold_no_tenant_permission(app: TestApp) {
         use reqwest::Method as M;
         vec![
             (M::GET, base.clone(), None),
-            (M::PATCH, base.clone(), Some(json!({"name": "Renamed by key"}))),
+            (
+                M::PATCH,
+                base.clone(),
+                Some(json!({"name": "Renamed by key"})),
+            ),
             (M::GET, format!("{base}/settings"), None),
-            (M::PATCH, format!("{base}/settings"), Some(json!({"default_locale": "en-GB"}))),
+            (
+                M::PATCH,
+                format!("{base}/settings"),
+                Some(json!({"default_locale": "en-GB"})),
+            ),
             (M::GET, format!("{base}/members"), None),
             (M::GET, format!("{base}/members/{}", w.member.id), None),
-            (M::PATCH, format!("{base}/members/{}", w.viewer.id), Some(json!({"role": "member"}))),
+            (
+                M::PATCH,
+                format!("{base}/members/{}", w.viewer.id),
+                Some(json!({"role": "member"})),
+            ),
             (M::GET, format!("{base}/roles"), None),
             (M::GET, format!("{base}/roles/{role}"), None),
-            (M::PATCH, format!("{base}/roles/{role}"), Some(json!({"description": "x"}))),
+            (
+                M::PATCH,
+                format!("{base}/roles/{role}"),
+                Some(json!({"description": "x"})),
+            ),
             (M::GET, format!("{base}/api-keys"), None),
-            (M::POST, format!("{base}/api-keys"), Some(json!({"name": "n", "role": "viewer"}))),
+            (
+                M::POST,
+                format!("{base}/api-keys"),
+                Some(json!({"name": "n", "role": "viewer"})),
+            ),
             (M::GET, format!("{base}/invitations"), None),
             (M::GET, format!("{base}/files"), None),
             (M::GET, format!("{base}/files/{file}"), None),

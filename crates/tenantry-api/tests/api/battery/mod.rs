@@ -210,9 +210,7 @@ fn resource(path: &str) -> Option<&'static str> {
     let names = |segment: &str| {
         let segment = segment.replace('-', "_");
         resources.iter().copied().find(|r| {
-            segment == *r
-                || segment == format!("{r}s")
-                || segment.starts_with(&format!("{r}_"))
+            segment == *r || segment == format!("{r}s") || segment.starts_with(&format!("{r}_"))
         })
     };
     rest.split('/')
@@ -506,10 +504,16 @@ async fn sibling_rows(app: &TestApp, battery: &Battery) -> (Value, Value) {
         .find(|c| c.name == "owner")
         .and_then(|c| c.token.as_deref());
     let project = app
-        .get(&format!("{base}/projects/{}", battery.sibling.project), owner)
+        .get(
+            &format!("{base}/projects/{}", battery.sibling.project),
+            owner,
+        )
         .await;
     let document = app
-        .get(&format!("{base}/documents/{}", battery.sibling.document), owner)
+        .get(
+            &format!("{base}/documents/{}", battery.sibling.document),
+            owner,
+        )
         .await;
     (project.body, document.body)
 }

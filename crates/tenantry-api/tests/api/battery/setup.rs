@@ -269,10 +269,9 @@ impl Battery {
             }
         };
         let key = admin_key(json!({"name": "battery", "role": "admin"})).await;
-        let project_key = admin_key(
-            json!({"name": "battery-project", "role": "admin", "project_id": a.project}),
-        )
-        .await;
+        let project_key =
+            admin_key(json!({"name": "battery-project", "role": "admin", "project_id": a.project}))
+                .await;
         let sibling = sibling(app, &a.tenant, &w.owner).await;
         // A second document in A's project that no path names: the project (and with it, by
         // cascade, the project-bound key) can never be deleted during the walk.

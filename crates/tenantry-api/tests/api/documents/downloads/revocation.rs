@@ -93,7 +93,10 @@ async fn links_stop_when_the_requester_loses_access(app: TestApp) {
     let url = link(&app, t, &inside, &w.member.token).await;
     works(&app, &url).await;
     app.put(
-        &format!("/api/v1/tenants/{t}/projects/{project}/members/{}", w.member.id),
+        &format!(
+            "/api/v1/tenants/{t}/projects/{project}/members/{}",
+            w.member.id
+        ),
         Some(&w.owner.token),
         json!({"role": blind}),
     )
@@ -171,7 +174,11 @@ async fn links_of_api_keys_stop_when_the_key_does(app: TestApp) {
     let elsewhere = doc(&app, t, &w.member.token, Some(&other)).await;
     let keys = format!("/api/v1/tenants/{t}/api-keys");
     let key = app
-        .post(&keys, Some(&w.owner.token), json!({"name": "k", "role": "viewer"}))
+        .post(
+            &keys,
+            Some(&w.owner.token),
+            json!({"name": "k", "role": "viewer"}),
+        )
         .await;
     key.assert(201);
     let (key_id, secret) = (
@@ -201,9 +208,12 @@ async fn links_of_api_keys_stop_when_the_key_does(app: TestApp) {
     bound.assert(201);
     let secret = bound.body["key"].as_str().unwrap();
     works(&app, &link(&app, t, &inside, secret).await).await;
-    app.get(&format!("{}/{elsewhere}/download", documents(t)), Some(secret))
-        .await
-        .assert_problem(404, "not_found");
+    app.get(
+        &format!("{}/{elsewhere}/download", documents(t)),
+        Some(secret),
+    )
+    .await
+    .assert_problem(404, "not_found");
     // The creator demoted below documents:read: the key's links stop with them.
     let url = link(&app, t, &inside, secret).await;
     app.post(
