@@ -13,7 +13,7 @@ use crate::{AuditActor, Chain, Entry, redact};
 const GENESIS: [u8; 32] = [0; 32];
 
 /// Column order shared by inserts, verification reads and [`Fields`]'s decoding.
-pub(crate) const COLUMNS: [&str; 18] = [
+pub(crate) const COLUMNS: [&str; 19] = [
     "chain_id",
     "seq",
     "tenant_id",
@@ -30,6 +30,7 @@ pub(crate) const COLUMNS: [&str; 18] = [
     "ip",
     "user_agent",
     "summary",
+    "project_id",
     "prev_hash",
     "hash",
 ];
@@ -54,6 +55,9 @@ pub(crate) struct Fields {
     pub user_agent: Option<String>,
     /// The JSON text exactly as stored (the hash covers these bytes).
     pub summary: String,
+    /// Added after the first records were written: covered by the hash only when present,
+    /// so earlier records keep verifying.
+    pub project_id: Option<Uuid>,
 }
 
 /// A stored record: its fields and its links.
@@ -83,6 +87,7 @@ impl FromRow for Stored {
                 ip: row.opt_string()?,
                 user_agent: row.opt_string()?,
                 summary: row.string()?,
+                project_id: row.opt_uuid()?,
             },
             prev_hash: row.bytes()?,
             hash: row.bytes()?,
@@ -144,6 +149,11 @@ pub(crate) fn digest(prev: &[u8], f: &Fields) -> [u8; 32] {
     put(&mut h, f.ip.as_deref().map(str::as_bytes));
     put(&mut h, f.user_agent.as_deref().map(str::as_bytes));
     put(&mut h, Some(f.summary.as_bytes()));
+    // Every field is length-prefixed, so a record with a project never encodes like one
+    // without.
+    if let Some(project) = &f.project_id {
+        put(&mut h, Some(project.as_bytes()));
+    }
     h.finalize().into()
 }
 
@@ -206,6 +216,7 @@ pub(crate) async fn append(
         ip: clip(origin.ip.as_deref(), 64),
         user_agent: clip(origin.user_agent.as_deref(), 256),
         summary: entry.summary.to_string(),
+        project_id: entry.project_id.map(|p| p.as_uuid()),
     };
     let hash = digest(&prev, &fields);
     tx.execute(
@@ -229,6 +240,7 @@ pub(crate) async fn append(
                 fields.ip.into(),
                 fields.user_agent.into(),
                 fields.summary.into(),
+                fields.project_id.into(),
                 prev.into(),
                 hash.to_vec().into(),
             ]),
@@ -355,6 +367,7 @@ mod tests {
             ip: None,
             user_agent: None,
             summary: "{}".into(),
+            project_id: None,
         }
     }
 
@@ -375,6 +388,9 @@ mod tests {
         let mut g = f.clone();
         g.seq = 2;
         assert_ne!(base, digest(&GENESIS, &g));
+        let mut g = f.clone();
+        g.project_id = Some(Uuid::now_v7());
+        assert_ne!(base, digest(&GENESIS, &g), "the project is covered");
         assert_eq!(base, digest(&GENESIS, &f.clone()));
     }
 

@@ -12,7 +12,7 @@ mod list;
 pub mod migrations;
 
 use serde_json::Value;
-use tenantry_core::{ApiKeyId, Origin, TenantId, UserId};
+use tenantry_core::{ApiKeyId, Origin, ProjectId, TenantId, UserId};
 use tenantry_db::{Actor, DbError, TenantScope, Tx};
 
 pub use chain::{ChainBreak, VerifyReport, verify};
@@ -103,6 +103,9 @@ pub struct Entry {
     pub outcome: Outcome,
     /// What changed. Redacted before it is stored (see [`redact`]).
     pub summary: Value,
+    /// The project the target belongs to (a project, a document in it, a project role): the
+    /// tenant's list shows the record only to callers who may read that project's target.
+    pub project_id: Option<ProjectId>,
 }
 
 impl Entry {
@@ -114,7 +117,14 @@ impl Entry {
             target_id: Some(target_id.to_string()),
             outcome: Outcome::Success,
             summary: Value::Object(Default::default()),
+            project_id: None,
         }
+    }
+
+    /// The record concerns a resource of `project` (`None`: outside projects).
+    pub fn in_project(mut self, project: Option<ProjectId>) -> Self {
+        self.project_id = project;
+        self
     }
 
     pub fn with_summary(mut self, summary: Value) -> Self {

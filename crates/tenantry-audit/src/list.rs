@@ -2,11 +2,11 @@
 //! every chain's.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, ExprTrait, LikeExpr, Order, Query, SelectStatement};
+use sea_query::{Condition, Expr, ExprTrait, LikeExpr, Order, Query, SelectStatement};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tenantry_core::{Page, PageRequest, Permission, Problem, TenantId, UserId, values::Invalid};
-use tenantry_db::{AdminScope, Db, DbError, TenantScope};
+use tenantry_db::{AdminScope, Db, DbError, ProjectFilter, TenantScope};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -289,7 +289,60 @@ fn to_page(rows: Vec<Stored>, page: &PageRequest) -> Page<AuditRecord> {
     Page::from_rows(rows, page, |r| r.fields.id).map(AuditRecord::from)
 }
 
-/// The scope's tenant's records, newest first (`audit:read`).
+/// Target types whose records describe a project's resources, with the permission that reads
+/// such a target. A reader sees these records only where they hold that permission: in the
+/// record's project (`project_id`), or tenant-wide for records outside projects.
+const PROJECT_TARGETS: [(&str, Permission); 3] = [
+    ("project", Permission::ProjectsRead),
+    ("project_member", Permission::ProjectsRead),
+    ("document", Permission::DocumentsRead),
+];
+
+/// Confines `q` to the records whose target the caller may read (see [`PROJECT_TARGETS`]),
+/// in SQL so that pages stay full and cursors stay right. Adds nothing for a caller who
+/// reads every project.
+fn confine(q: &mut SelectStatement, scope: &TenantScope) {
+    let project = || Expr::col("project_id");
+    let mut guarded = Vec::new();
+    let mut visible = Condition::any();
+    for (kind, permission) in PROJECT_TARGETS {
+        let outside = scope.can(permission);
+        let inside = scope.projects().filter(permission);
+        if outside && inside == ProjectFilter::All {
+            continue;
+        }
+        guarded.push(kind);
+        let mut allowed = Vec::new();
+        if outside {
+            allowed.push(Condition::all().add(project().is_null()));
+        }
+        match inside {
+            ProjectFilter::All => allowed.push(Condition::all().add(project().is_not_null())),
+            ProjectFilter::AllExcept(ids) => allowed.push(
+                Condition::all()
+                    .add(project().is_not_null())
+                    .add(project().is_not_in(ids)),
+            ),
+            ProjectFilter::Only(ids) => allowed.push(Condition::all().add(project().is_in(ids))),
+            ProjectFilter::None => {}
+        }
+        if allowed.is_empty() {
+            continue;
+        }
+        let allowed = allowed.into_iter().fold(Condition::any(), Condition::add);
+        visible = visible.add(
+            Condition::all()
+                .add(Expr::col("target_type").eq(kind))
+                .add(allowed),
+        );
+    }
+    if !guarded.is_empty() {
+        q.cond_where(visible.add(Expr::col("target_type").is_not_in(guarded)));
+    }
+}
+
+/// The scope's tenant's records, newest first (`audit:read`), without those about projects
+/// and documents the caller cannot read.
 pub async fn list_tenant(
     db: &Db,
     scope: &TenantScope,
@@ -301,6 +354,7 @@ pub async fn list_tenant(
     }
     let mut q = page_query(filter, page);
     q.and_where(Expr::col("tenant_id").eq(scope.tenant_id()));
+    confine(&mut q, scope);
     let mut tx = db.begin_tenant_read(scope).await?;
     let rows: Vec<Stored> = tx.fetch_all(&q).await?;
     tx.commit().await?;

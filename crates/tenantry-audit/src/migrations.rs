@@ -16,7 +16,9 @@ use tenantry_db::{
 /// The chain of records that belong to neither a tenant nor a user.
 pub const PLATFORM_CHAIN: uuid::Uuid = uuid::Uuid::nil();
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
+pub const MIGRATIONS: &[Migration] = &[AUDIT_TRAIL, AUDIT_PROJECT];
+
+const AUDIT_TRAIL: Migration = Migration {
     version: 2026112241,
     name: "audit_trail",
     up: |backend| {
@@ -78,4 +80,18 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         statements
     },
     down: |_| vec!["DROP TABLE audit_logs;".to_owned()],
-}];
+};
+
+/// The project a record's target belongs to, so the tenant's trail can hide records about
+/// projects (and their documents) the reader cannot see. Records written before carry none.
+const AUDIT_PROJECT: Migration = Migration {
+    version: 2026121261,
+    name: "audit_project",
+    up: |backend| {
+        vec![ddl(
+            backend,
+            "ALTER TABLE audit_logs ADD COLUMN project_id {uuid};",
+        )]
+    },
+    down: |_| vec!["ALTER TABLE audit_logs DROP COLUMN project_id;".to_owned()],
+};

@@ -147,7 +147,9 @@ impl Files {
         tenantry_audit::record(
             &mut tx,
             scope,
-            Entry::new("document.updated", "document", id).with_summary(summary.into()),
+            Entry::new("document.updated", "document", id)
+                .with_summary(summary.into())
+                .in_project(before.project_id),
         )
         .await?;
         tx.commit().await?;
@@ -207,10 +209,12 @@ impl Files {
         tenantry_audit::record(
             &mut tx,
             scope,
-            Entry::new("document.deleted", "document", id).with_summary(json!({
-                "filename": document.filename,
-                "file_id": document.file_id,
-            })),
+            Entry::new("document.deleted", "document", id)
+                .with_summary(json!({
+                    "filename": document.filename,
+                    "file_id": document.file_id,
+                }))
+                .in_project(document.project_id),
         )
         .await?;
         tx.commit().await?;

@@ -1,18 +1,30 @@
-//! Download links: an S3 presigned URL, or on local storage a URL the server signs (HMAC over
-//! path and expiry) and serves itself. Either expires after `download_ttl`.
+//! Download links. Every link is a URL of this server, signed by it (HMAC over the path, the
+//! requester and the expiry), valid for `download_ttl`; it names who asked for it (a user,
+//! or an API key and its creator) and is re-authorized on every use, so removing the member,
+//! disabling the user, revoking the key, suspending or deleting the tenant, demoting the
+//! requester below `documents:read` or deleting the document stops it at once. Local
+//! storage: the server streams the bytes. S3: the server answers with a redirect to a URL
+//! presigned for [`S3_REDIRECT_TTL`] only (a presigned URL cannot be revoked, so it must not
+//! live longer than it takes to follow a redirect).
+
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_query::{Expr, ExprTrait};
 use serde::Serialize;
-use tenantry_core::{DocumentId, Permission, TenantId, UserId};
-use tenantry_db::{DbError, FromRow, Row, TenantScope};
+use tenantry_core::{ApiKeyId, DocumentId, Permission, TenantId, UserId};
+use tenantry_db::{Actor, DbError, FromRow, Row, TenantScope};
 use tenantry_storage::{BackendKind, BlobKey, BlobRead, ByteRange, DownloadHeaders, StorageError};
 use utoipa::ToSchema;
 
 use crate::{
     Document, Files, FilesError,
+    access::can,
     documents::{select, visible},
 };
+
+/// How long the S3 URL a download link redirects to is valid.
+pub const S3_REDIRECT_TTL: Duration = Duration::from_secs(60);
 
 /// Where to fetch a document's bytes, until when.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -22,19 +34,47 @@ pub struct DownloadLink {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Proof that a server-signed download URL was valid: what it names. Only
-/// [`Files::verify_download`] makes one.
+/// Proof that a download link's signature was valid: what it names. Only
+/// [`Files::verify_download`] makes one; it authorizes nothing by itself (the requester's
+/// current grant is checked on every use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignedDownload {
     pub tenant_id: TenantId,
     pub document_id: DocumentId,
-    /// Who asked for the link.
-    pub user_id: UserId,
+    /// Who asked for the link: a user, or an API key acting for its creator.
+    pub requester: Actor,
 }
 
-/// The path of a server-served download (the part the signature covers, with the requester).
-pub fn signed_path(tenant: TenantId, document: DocumentId, by: UserId) -> String {
-    format!("/api/v1/downloads/{tenant}/{document}?by={by}")
+/// What serving a download link answers.
+pub enum Served {
+    /// The bytes (local storage).
+    Bytes(Document, BlobRead),
+    /// A short-lived URL of the object store to redirect to (S3).
+    Redirect(String),
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bytes(document, read) => f
+                .debug_tuple("Bytes")
+                .field(&document.id)
+                .field(&read.range)
+                .finish(),
+            // The URL carries a signature.
+            Self::Redirect(_) => f.write_str("Redirect(..)"),
+        }
+    }
+}
+
+/// The path of a download link (the part the signature covers, with the requester).
+pub fn signed_path(tenant: TenantId, document: DocumentId, requester: Actor) -> String {
+    match requester {
+        Actor::User(by) => format!("/api/v1/downloads/{tenant}/{document}?by={by}"),
+        Actor::ApiKey { key_id, owner } => {
+            format!("/api/v1/downloads/{tenant}/{document}?by={owner}&key={key_id}")
+        }
+    }
 }
 
 impl Files {
@@ -44,72 +84,74 @@ impl Files {
         scope: &TenantScope,
         id: DocumentId,
     ) -> Result<DownloadLink, FilesError> {
-        let (document, key) = self.located(scope, id).await?.unzip();
-        let document = visible(scope, document, Permission::DocumentsRead)?;
-        let key = key.ok_or(FilesError::NotFound)?;
+        let (document, _) = self.located(scope, id).await?.unzip();
+        visible(scope, document, Permission::DocumentsRead)?;
         let ttl = self.settings().download_ttl;
         let expires_at =
             tenantry_core::now() + TimeDelta::from_std(ttl).unwrap_or_else(|_| TimeDelta::hours(1));
-        let url = match self.store().backend() {
-            BackendKind::S3 => {
-                let headers = DownloadHeaders {
-                    content_type: &document.mime_type,
-                    filename: Some(&document.filename),
-                };
-                self.store()
-                    .presigned_get(&key, ttl, &headers)
-                    .await?
-                    .to_string()
-            }
-            BackendKind::Local | BackendKind::Other => {
-                let by = scope
-                    .actor()
-                    .user_id()
-                    .ok_or(FilesError::Forbidden(Permission::DocumentsRead))?;
-                let path = signed_path(scope.tenant_id(), id, by);
-                let query = self.0.signer.sign(&path, expires_at);
-                format!(
-                    "{}{path}&{query}",
-                    self.settings().public_url.trim_end_matches('/')
-                )
-            }
-        };
+        let path = signed_path(scope.tenant_id(), id, scope.actor());
+        let query = self.0.signer.sign(&path, expires_at);
+        let url = format!(
+            "{}{path}&{query}",
+            self.settings().public_url.trim_end_matches('/')
+        );
         Ok(DownloadLink { url, expires_at })
     }
 
-    /// Checks a server-signed download URL's `expires` and `signature` for what it names.
+    /// Checks a download link's `expires` and `signature` for what it names.
     pub fn verify_download(
         &self,
         tenant: TenantId,
         document: DocumentId,
         by: UserId,
+        key: Option<ApiKeyId>,
         expires: i64,
         signature: &str,
     ) -> Result<SignedDownload, FilesError> {
-        let path = signed_path(tenant, document, by);
+        let requester = match key {
+            Some(key_id) => Actor::ApiKey { key_id, owner: by },
+            None => Actor::User(by),
+        };
+        let path = signed_path(tenant, document, requester);
         self.0.signer.verify(&path, expires, signature)?;
         Ok(SignedDownload {
             tenant_id: tenant,
             document_id: document,
-            user_id: by,
+            requester,
         })
     }
 
-    /// Opens the bytes (or `range` of them) of a signed download's document. `scope` must be
-    /// the scope issued for the proof's tenant; a document deleted since answers `NotFound`.
-    pub async fn open_download(
+    /// Serves a verified download link with `scope`, the grant its requester holds now
+    /// (`tenantry_tenancy::authz::authorize_download_link`): the bytes (or `range` of them),
+    /// or on S3 a redirect to a URL presigned for [`S3_REDIRECT_TTL`]. A document deleted
+    /// since, or one the requester can no longer read, answers `NotFound`.
+    pub async fn serve_download(
         &self,
         scope: &TenantScope,
         proof: &SignedDownload,
         range: Option<ByteRange>,
-    ) -> Result<(Document, BlobRead), FilesError> {
-        if scope.tenant_id() != proof.tenant_id {
+    ) -> Result<Served, FilesError> {
+        if scope.tenant_id() != proof.tenant_id || scope.actor() != proof.requester {
             return Err(FilesError::NotFound);
         }
         let (document, key) = self
             .located(scope, proof.document_id)
             .await?
             .ok_or(FilesError::NotFound)?;
+        if !can(scope, document.project_id, Permission::DocumentsRead) {
+            return Err(FilesError::NotFound);
+        }
+        if self.store().backend() == BackendKind::S3 {
+            let headers = DownloadHeaders {
+                content_type: &document.mime_type,
+                filename: Some(&document.filename),
+            };
+            let url = self
+                .store()
+                .presigned_get(&key, S3_REDIRECT_TTL, &headers)
+                .await?;
+            return Ok(Served::Redirect(url.to_string()));
+        }
         let read = self
             .store()
             .get_range(&key, range)
@@ -120,7 +162,7 @@ impl Files {
                 }
                 other => other.into(),
             })?;
-        Ok((document, read))
+        Ok(Served::Bytes(document, read))
     }
 
     /// A document of the scope's tenant (whoever may see it: callers check access) with the

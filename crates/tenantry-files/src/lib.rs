@@ -26,7 +26,7 @@ use tenantry_db::Db;
 use tenantry_storage::{BlobStore, UrlSigner};
 
 pub use documents::{DocumentChange, DocumentFilter};
-pub use download::{DownloadLink, SignedDownload};
+pub use download::{DownloadLink, S3_REDIRECT_TTL, Served, SignedDownload};
 pub use error::FilesError;
 pub use model::{Document, File, FileDetail, StorageUsage};
 pub use sweep::SweepReport;
@@ -39,12 +39,12 @@ pub struct FilesSettings {
     pub max_upload_bytes: u64,
     /// Bytes a tenant may store; 0 = unlimited.
     pub quota_bytes: u64,
-    /// How long a download URL works.
+    /// How long a download link works (it is re-authorized on every use).
     pub download_ttl: Duration,
     /// How old an orphan (an object without a row, a file without documents) must be before
     /// the sweep deletes it. Must exceed the longest upload in flight.
     pub orphan_grace: Duration,
-    /// Base URL of server-signed download links (local storage), e.g. `https://api.example.com`.
+    /// Base URL of download links (all are served by this server), e.g. `https://api.example.com`.
     pub public_url: String,
 }
 

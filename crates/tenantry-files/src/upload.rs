@@ -384,12 +384,14 @@ impl Files {
         tenantry_audit::record(
             tx,
             scope,
-            Entry::new("document.uploaded", "document", new.id).with_summary(json!({
-                "filename": document.filename,
-                "size": size,
-                "file_id": file_id,
-                "deduplicated": deduplicated,
-            })),
+            Entry::new("document.uploaded", "document", new.id)
+                .with_summary(json!({
+                    "filename": document.filename,
+                    "size": size,
+                    "file_id": file_id,
+                    "deduplicated": deduplicated,
+                }))
+                .in_project(new.project),
         )
         .await?;
         Ok(document)

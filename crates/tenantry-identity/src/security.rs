@@ -151,6 +151,7 @@ pub(crate) async fn record(
         target_id: user_id.map(|u| u.to_string()),
         outcome: kind.outcome(),
         summary: detail,
+        project_id: None,
     };
     let chain = user_id.map_or(Chain::Platform, Chain::User);
     tenantry_audit::record_in(tx, chain, actor, client, entry).await

@@ -281,7 +281,8 @@ async fn custom_role_permissions(
 ///
 /// The key's permissions are intersected with what its creator holds *now*, so demoting or
 /// removing the creator narrows or kills their keys at once. A key bound to a project acts
-/// only in that project (and on nothing tenant-wide that is project-scoped, such as creating
+/// only in that project, with its project-scoped permissions: nothing tenant-wide (the
+/// tenant's profile and settings, members, roles, keys, files, the audit trail, creating
 /// projects). Unknown, malformed, expired or revoked keys, and keys whose creator left or was
 /// disabled → `InvalidApiKey`; a key of another tenant → `NotFound`.
 pub async fn authorize_api_key(
@@ -301,22 +302,7 @@ pub async fn authorize_api_key(
     let hash = api_key_hash(token);
     let mut tx = db.begin_secret_lookup(&hash, false).await?;
     let key: KeyRow = tx
-        .fetch_optional(
-            Query::select()
-                .columns([
-                    "tenant_id",
-                    "id",
-                    "role",
-                    "permissions",
-                    "project_id",
-                    "created_by",
-                    "expires_at",
-                    "last_used_at",
-                    "revoked_at",
-                ])
-                .from("api_keys")
-                .and_where(Expr::col("key_hash").eq(hash.to_vec())),
-        )
+        .fetch_optional(key_query().and_where(Expr::col("key_hash").eq(hash.to_vec())))
         .await?
         .ok_or(TenancyError::InvalidApiKey)?;
     let now = tenantry_core::now();
@@ -331,22 +317,8 @@ pub async fn authorize_api_key(
         owner: key.created_by,
     };
     tx.enter_tenant(&lookup_scope(tenant_id, actor)).await?;
-    let rows: Vec<GrantRow> = tx
-        .fetch_all(&GRANTS.bind((tenant_id, key.created_by)))
-        .await?;
-    let key_permissions = match (&key.role, &key.permissions) {
-        (Some(role), _) if SystemRole::parse(role).is_some() => role_permissions(role, None),
-        (Some(role), _) => custom_role_permissions(&mut tx, tenant_id, role).await?,
-        (None, Some(names)) => parse_names(names),
-        (None, None) => PermissionSet::EMPTY,
-    };
+    let (tenant, projects) = key_grant(&mut tx, &key).await?;
     tx.commit().await?;
-    let creator = member_access(rows)?.ok_or(TenancyError::InvalidApiKey)?;
-    if !creator.user_active {
-        return Err(TenancyError::InvalidApiKey);
-    }
-    check_status(creator.status)?;
-    let (tenant, projects) = narrow_to_key(&creator, key_permissions, key.project_id);
     if key
         .last_used_at
         .is_none_or(|t| (now - t).num_seconds() >= LAST_USED_GRANULARITY_SECS)
@@ -358,8 +330,52 @@ pub async fn authorize_api_key(
     ))
 }
 
+/// The columns of an API key that authorization reads.
+fn key_query() -> sea_query::SelectStatement {
+    Query::select()
+        .columns([
+            "tenant_id",
+            "id",
+            "role",
+            "permissions",
+            "project_id",
+            "created_by",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ])
+        .from("api_keys")
+        .to_owned()
+}
+
+/// What a live key of the transaction's tenant may do now: its permissions ∩ its creator's
+/// current grant, confined to its project. A creator who left or was disabled →
+/// `InvalidApiKey`; a suspended or deleted tenant → `Suspended` / `NotFound`.
+async fn key_grant(
+    tx: &mut Tx,
+    key: &KeyRow,
+) -> Result<(PermissionSet, ProjectAccess), TenancyError> {
+    let rows: Vec<GrantRow> = tx
+        .fetch_all(&GRANTS.bind((key.tenant_id, key.created_by)))
+        .await?;
+    let key_permissions = match (&key.role, &key.permissions) {
+        (Some(role), _) if SystemRole::parse(role).is_some() => role_permissions(role, None),
+        (Some(role), _) => custom_role_permissions(tx, key.tenant_id, role).await?,
+        (None, Some(names)) => parse_names(names),
+        (None, None) => PermissionSet::EMPTY,
+    };
+    let creator = member_access(rows)?.ok_or(TenancyError::InvalidApiKey)?;
+    if !creator.user_active {
+        return Err(TenancyError::InvalidApiKey);
+    }
+    check_status(creator.status)?;
+    Ok(narrow_to_key(&creator, key_permissions, key.project_id))
+}
+
 /// A key's grant: its own permissions, never beyond its creator's, confined to its project
-/// when it has one.
+/// when it has one. A project-bound key holds no tenant-wide permission at all (not even
+/// reads such as `members:read` or `audit:read`): it acts on its project's resources only,
+/// whatever role it was given.
 fn narrow_to_key(
     creator: &MemberAccess,
     key: PermissionSet,
@@ -368,7 +384,7 @@ fn narrow_to_key(
     let tenant = key.intersection(creator.tenant);
     match project {
         Some(project) => (
-            tenant.difference(Permission::PROJECT_SCOPED),
+            PermissionSet::EMPTY,
             ProjectAccess {
                 default: PermissionSet::EMPTY,
                 overrides: Arc::new([(
@@ -468,15 +484,63 @@ fn permissionless(tenant_id: TenantId, user_id: UserId, origin: &Origin) -> Tena
     )
 }
 
-/// The scope in which the bytes behind a server-signed download link are read. It grants
-/// no permission: it confines the read to the link's tenant and names the user who asked
-/// for the link. Issue it only after the link's signature was verified
-/// (`tenantry_files::Files::verify_download`): the signature is the authorization, made when
-/// that user could read the document.
-pub fn scope_for_signed_download(
+/// The scope in which a download link is served: the grant its requester holds *now*.
+///
+/// A link names who asked for it (a user, or an API key and its creator) and is re-checked
+/// on every use, in the same statements an ordinary request costs: the user must be active
+/// and still a member, the key live (not revoked or expired), the tenant active. Any of these
+/// failing → `NotFound` (a link holder learns nothing about why; a suspended tenant too).
+/// Whether the grant still reads the document is the files context's check. Issue it only
+/// after the link's signature was verified (`tenantry_files::Files::verify_download`).
+pub async fn authorize_download_link(
+    db: &Db,
     tenant_id: TenantId,
-    user_id: UserId,
+    requester: Actor,
     origin: &Origin,
-) -> TenantScope {
-    permissionless(tenant_id, user_id, origin)
+) -> Result<TenantScope, TenancyError> {
+    let origin = Arc::new(origin.clone());
+    let (tenant, projects) = match requester {
+        Actor::User(user_id) => {
+            let rows: Vec<GrantRow> = db
+                .read_tenant_all(
+                    &lookup_scope(tenant_id, requester),
+                    &GRANTS.bind((tenant_id, user_id)),
+                )
+                .await?;
+            let access = member_access(rows)?.ok_or(TenancyError::NotFound)?;
+            if !access.user_active || access.status != TenantStatus::Active {
+                return Err(TenancyError::NotFound);
+            }
+            (access.tenant, access.projects)
+        }
+        Actor::ApiKey { key_id, owner } => {
+            let mut tx = db
+                .begin_tenant_read(&lookup_scope(tenant_id, requester))
+                .await?;
+            let key: KeyRow = tx
+                .fetch_optional(
+                    key_query()
+                        .and_where(Expr::col("tenant_id").eq(tenant_id))
+                        .and_where(Expr::col("id").eq(key_id)),
+                )
+                .await?
+                .ok_or(TenancyError::NotFound)?;
+            let now = tenantry_core::now();
+            if key.created_by != owner
+                || key.revoked_at.is_some()
+                || key.expires_at.is_some_and(|t| t <= now)
+            {
+                return Err(TenancyError::NotFound);
+            }
+            let grant = key_grant(&mut tx, &key).await.map_err(|e| match e {
+                TenancyError::Db(e) => TenancyError::Db(e),
+                _ => TenancyError::NotFound,
+            })?;
+            tx.commit().await?;
+            grant
+        }
+    };
+    Ok(TenantScope::issue_after_authorization(
+        tenant_id, requester, tenant, projects, origin,
+    ))
 }

@@ -184,7 +184,8 @@ pub async fn assign_project_role(
         )
         .with_summary(
             serde_json::json!({"project_id": project, "user_id": user_id, "role": role.name}),
-        ),
+        )
+        .in_project(Some(project)),
     )
     .await?;
     tx.commit().await?;
@@ -226,7 +227,8 @@ pub async fn remove_project_role(
         )
         .with_summary(
             serde_json::json!({"project_id": project, "user_id": user_id, "role": current.role}),
-        ),
+        )
+        .in_project(Some(project)),
     )
     .await?;
     tx.commit().await?;

@@ -159,7 +159,8 @@ pub async fn create_project(
         &mut tx,
         scope,
         Entry::new("project.created", "project", id)
-            .with_summary(serde_json::json!({"name": project.name})),
+            .with_summary(serde_json::json!({"name": project.name}))
+            .in_project(Some(id)),
     )
     .await?;
     tx.commit().await?;
@@ -260,7 +261,9 @@ pub async fn update_project(
     tenantry_audit::record(
         &mut tx,
         scope,
-        Entry::new("project.updated", "project", id).with_summary(summary.into()),
+        Entry::new("project.updated", "project", id)
+            .with_summary(summary.into())
+            .in_project(Some(id)),
     )
     .await?;
     tx.commit().await?;
@@ -290,7 +293,12 @@ pub async fn delete_project(
     if deleted == 0 {
         return Err(TenancyError::NotFound);
     }
-    tenantry_audit::record(&mut tx, scope, Entry::new("project.deleted", "project", id)).await?;
+    tenantry_audit::record(
+        &mut tx,
+        scope,
+        Entry::new("project.deleted", "project", id).in_project(Some(id)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

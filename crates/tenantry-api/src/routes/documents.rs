@@ -439,9 +439,11 @@ pub struct DownloadParams {
     pub redirect: Option<bool>,
 }
 
-/// A URL that serves the document's bytes until it expires (`files.download_url_ttl_secs`,
-/// default 1 h): presigned by S3, or signed by this server for local storage
-/// (`Content-Disposition: attachment`, the stored type, `nosniff`, ranges). `documents:read`.
+/// A URL of this server that serves the document's bytes until it expires
+/// (`files.download_url_ttl_secs`, default 1 h) and only while the caller may still read the
+/// document: every use re-checks the requester (member, active, key live, tenant active,
+/// `documents:read`). Local storage serves the bytes (`Content-Disposition: attachment`, the
+/// stored type, `nosniff`, ranges); S3 redirects to a URL presigned for 60 s. `documents:read`.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant_id}/documents/{document_id}/download", tag = "files",
     security(("bearer" = [])),
     params(("tenant_id" = String, Path, format = Uuid), ("document_id" = String, Path, format = Uuid),

@@ -1,6 +1,8 @@
-//! `GET /api/v1/downloads/{tenant_id}/{document_id}`: the bytes behind a server-signed
-//! download URL (local storage). The signature is the credential; the response is an
-//! attachment with the stored type, `nosniff`, and single byte ranges.
+//! `GET /api/v1/downloads/{tenant_id}/{document_id}`: what a download link serves. The
+//! signature proves the link is ours and unexpired; the requester it names is re-authorized
+//! on every use (member, active, tenant active, `documents:read` on the document now). Local
+//! storage: an attachment with the stored type, `nosniff`, and single byte ranges; S3: a
+//! redirect to a URL presigned for a minute.
 
 use axum::{
     body::Body,
@@ -9,7 +11,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-use tenantry_core::{DocumentId, Problem, TenantId, UserId};
+use tenantry_core::{ApiKeyId, DocumentId, Problem, TenantId, UserId};
+use tenantry_files::Served;
 use tenantry_storage::ByteRange;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -26,11 +29,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SignedParams {
-    /// Who asked for the link.
+    /// Who asked for the link (for an API key: the member who created it).
     pub by: Option<String>,
+    /// The API key that asked for the link, if one did.
+    pub key: Option<String>,
     /// Unix seconds after which the link no longer works.
     pub expires: Option<i64>,
-    /// Hex HMAC-SHA256 over the path, `by` and `expires`.
+    /// Hex HMAC-SHA256 over the path, `by`, `key` and `expires`.
     pub signature: Option<String>,
 }
 
@@ -57,18 +62,25 @@ fn invalid_link() -> Problem {
     Problem::signature_invalid().with_detail("the download link is invalid or has expired")
 }
 
-/// The bytes of a document behind a link from `GET …/documents/{id}/download` (local
-/// storage). No bearer credential: the signature is checked instead (tampered or expired →
-/// 403 `signature_invalid`). `Range: bytes=…` → 206 with `Content-Range` (416 when
-/// unsatisfiable).
+/// The bytes of a document behind a link from `GET …/documents/{id}/download`. No bearer
+/// credential: the signature is checked instead (tampered or expired → 403
+/// `signature_invalid`), then the requester it names is authorized again: a link whose
+/// requester can no longer read the document (removed, disabled, demoted, key revoked, tenant
+/// suspended or deleted, document deleted) → 404 `not_found`. `Range: bytes=…` → 206 with
+/// `Content-Range` (416 when unsatisfiable). With S3 storage → 302 to a URL of the object
+/// store valid for 60 seconds.
 #[utoipa::path(get, path = "/api/v1/downloads/{tenant_id}/{document_id}", tag = "files",
     params(("tenant_id" = String, Path, format = Uuid), ("document_id" = String, Path, format = Uuid),
         SignedParams),
     responses((status = 200, description = "The content, as the document's stored `mime_type`",
             content_type = "*/*"),
         (status = 206, description = "The requested range (`Content-Range`)", content_type = "*/*"),
+        (status = 302, description = "S3 storage: the object, at a URL valid for 60 seconds",
+            headers(("Location" = String, description = "Presigned URL of the object"))),
         (status = 403, description = "Invalid or expired signature", body = Problem),
-        (status = 404, body = Problem), (status = 416, body = Problem)))]
+        (status = 404, description = "The document is gone or its requester may no longer read it",
+            body = Problem),
+        (status = 416, body = Problem)))]
 pub async fn signed_download(
     State(state): State<AppState>,
     Path(ids): Path<(String, String)>,
@@ -83,13 +95,42 @@ pub async fn signed_download(
         return Err(invalid_link());
     };
     let by: UserId = by.parse().map_err(|_| invalid_link())?;
+    let key: Option<ApiKeyId> = params
+        .key
+        .map(|k| k.parse().map_err(|_| invalid_link()))
+        .transpose()?;
     let proof = state
         .files
-        .verify_download(tenant, document, by, expires, &signature)?;
-    let scope = tenantry_tenancy::authz::scope_for_signed_download(tenant, by, &origin);
+        .verify_download(tenant, document, by, key, expires, &signature)?;
+    let scope = tenantry_tenancy::authz::authorize_download_link(
+        &state.db,
+        tenant,
+        proof.requester,
+        &origin,
+    )
+    .await
+    .map_err(|e| match e {
+        tenantry_tenancy::TenancyError::Db(e) => Problem::from(e),
+        _ => Problem::not_found(),
+    })?;
     let range = parse_range(&headers);
     let partial = range.is_some();
-    let (document, read) = state.files.open_download(&scope, &proof, range).await?;
+    let (document, read) = match state.files.serve_download(&scope, &proof, range).await? {
+        Served::Bytes(document, read) => (document, read),
+        Served::Redirect(url) => {
+            let mut response = StatusCode::FOUND.into_response();
+            let h = response.headers_mut();
+            h.insert(
+                header::LOCATION,
+                HeaderValue::from_str(&url).map_err(|e| Problem::internal_error(&e.into()))?,
+            );
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
+            return Ok(response);
+        }
+    };
     let length = read.range.end - read.range.start;
     let mut response = Response::new(Body::from_stream(read.body));
     *response.status_mut() = if partial {

@@ -10,6 +10,7 @@ crate::backend_tests!(
     keys_carry_a_role_or_a_subset_and_never_exceed_their_creator,
     revoked_expired_foreign_and_malformed_keys_are_refused,
     project_bound_keys_see_only_their_project,
+    project_bound_keys_hold_no_tenant_permission,
 );
 
 async fn create_key(
@@ -371,4 +372,124 @@ async fn project_bound_keys_see_only_their_project(app: TestApp) {
     )
     .await
     .assert_problem(403, "forbidden");
+}
+
+/// A project-bound key acts on its project's resources only: even with the admin role, every
+/// tenant-level operation answers 403 and changes nothing (the same calls with an unbound
+/// admin key succeed, so the refusals are the binding's).
+async fn project_bound_keys_hold_no_tenant_permission(app: TestApp) {
+    let w = app.world().await;
+    let t = &w.tenant;
+    let a = app.create_project(t, &w.owner, "A").await;
+    let bound = create_key(
+        &app,
+        t,
+        &w.owner,
+        json!({"name": "bound", "role": "admin", "project_id": a}),
+    )
+    .await;
+    let unbound = create_key(&app, t, &w.owner, json!({"name": "free", "role": "admin"})).await;
+    let base = format!("/api/v1/tenants/{t}");
+    let doc = crate::documents::upload(
+        &app,
+        t,
+        &w.owner.token,
+        crate::documents::Upload::text("a", "a.txt").in_project(&a),
+    )
+    .await;
+    doc.assert(201);
+    let file = doc.body["file_id"].as_str().unwrap().to_owned();
+    let role = app
+        .post(
+            &format!("{base}/roles"),
+            Some(&w.owner.token),
+            json!({"name": "spare", "permissions": ["projects:read"]}),
+        )
+        .await;
+    role.assert(201);
+    let role = role.body["id"].as_str().unwrap().to_owned();
+    let tenant_level: Vec<(reqwest::Method, String, Option<serde_json::Value>)> = {
+        use reqwest::Method as M;
+        vec![
+            (M::GET, base.clone(), None),
+            (
+                M::PATCH,
+                base.clone(),
+                Some(json!({"name": "Renamed by key"})),
+            ),
+            (M::GET, format!("{base}/settings"), None),
+            (
+                M::PATCH,
+                format!("{base}/settings"),
+                Some(json!({"default_locale": "en-GB"})),
+            ),
+            (M::GET, format!("{base}/members"), None),
+            (M::GET, format!("{base}/members/{}", w.member.id), None),
+            (
+                M::PATCH,
+                format!("{base}/members/{}", w.viewer.id),
+                Some(json!({"role": "member"})),
+            ),
+            (M::GET, format!("{base}/roles"), None),
+            (M::GET, format!("{base}/roles/{role}"), None),
+            (
+                M::PATCH,
+                format!("{base}/roles/{role}"),
+                Some(json!({"description": "x"})),
+            ),
+            (M::GET, format!("{base}/api-keys"), None),
+            (
+                M::POST,
+                format!("{base}/api-keys"),
+                Some(json!({"name": "n", "role": "viewer"})),
+            ),
+            (M::GET, format!("{base}/invitations"), None),
+            (M::GET, format!("{base}/files"), None),
+            (M::GET, format!("{base}/files/{file}"), None),
+            (M::GET, format!("{base}/usage"), None),
+            (M::GET, format!("{base}/audit-logs"), None),
+            (M::GET, format!("{base}/projects/{a}/members"), None),
+            (
+                M::PUT,
+                format!("{base}/projects/{a}/members/{}", w.member.id),
+                Some(json!({"role": "viewer"})),
+            ),
+        ]
+    };
+    for (method, path, body) in &tenant_level {
+        let r = app
+            .request(method.clone(), path, bound["key"].as_str(), body.clone())
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.code()),
+            (403, "forbidden"),
+            "{method} {path} with a project-bound key: {}",
+            r.body
+        );
+    }
+    let tenant = app.get(&base, Some(&w.owner.token)).await;
+    assert_eq!(tenant.body["name"], "Acme", "the tenant was not renamed");
+    for (method, path, body) in &tenant_level {
+        let r = app
+            .request(method.clone(), path, unbound["key"].as_str(), body.clone())
+            .await;
+        assert!(
+            r.status.is_success(),
+            "{method} {path} with an unbound admin key: {} {}",
+            r.status,
+            r.body
+        );
+    }
+    // Its own project's resources still work.
+    let key = bound["key"].as_str().unwrap();
+    app.get(&format!("{base}/projects/{a}"), Some(key))
+        .await
+        .assert(200);
+    app.get(&format!("{base}/documents"), Some(key))
+        .await
+        .assert(200);
+    let doc_id = doc.body["id"].as_str().unwrap();
+    app.get(&format!("{base}/documents/{doc_id}/download"), Some(key))
+        .await
+        .assert(200);
 }

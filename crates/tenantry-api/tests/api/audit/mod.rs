@@ -2,6 +2,7 @@
 //! and the administrators' view of every chain.
 
 mod account;
+mod projects;
 mod store;
 
 use reqwest::Method;

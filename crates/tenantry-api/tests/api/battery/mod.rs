@@ -1,11 +1,15 @@
 //! The isolation battery: generated from `/openapi.json`, it walks every operation with every
-//! caller of tenant A (anonymous, viewer, member, a custom role, an API key, admin, owner) and
-//! with ids of A, of the foreign tenant B and of nothing, and fails when
+//! caller of tenant A (anonymous, viewer, member, a custom role, an API key, an API key bound
+//! to A's project, admin, owner) and with ids of A, of the foreign tenant B and of nothing,
+//! and fails when
 //! - any response shows B's data (its ids, names, e-mail addresses, tokens),
 //! - any of B's rows changed (all tables with a tenant or account column, see `fingerprint`),
 //! - B's ids answer differently from ids that do not exist (status and problem code), both as
 //!   a whole foreign path and as B's objects under A's tenant path,
 //! - anything answers 5xx,
+//! - the project-bound key sees or changes A's other project (its ids answer like missing
+//!   ones, its data never shows, its rows stay as they were) or is granted any operation on a
+//!   tenant-level resource (one whose permissions the catalog does not mark project-scoped),
 //! - or an operation cannot be walked: a path parameter without a fixture, a request body
 //!   without one, or a fixture for an operation that no longer exists.
 //!
@@ -18,6 +22,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use tenantry_core::Permission;
 
 use crate::helpers::{PASSWORD, Resp, TestApp};
 use fingerprint::{Probe, changed};
@@ -36,6 +41,8 @@ enum Ids {
     Foreign,
     /// A's tenant with B's objects.
     Mixed,
+    /// A's tenant, objects of A's other project (walked for the project-bound key only).
+    Sibling,
     /// A's tenant and A's objects.
     Own,
 }
@@ -181,13 +188,57 @@ fn id_kinds(params: &[&str]) -> Vec<Ids> {
     kinds
 }
 
+/// The parameters whose values differ between A's two projects.
+const PROJECT_PARAMETERS: [&str; 3] = ["project_id", "document_id", "file_id"];
+
+/// The id kinds walked for `caller`: a project-bound key also gets A's other project's ids.
+fn caller_id_kinds(params: &[&str], caller: &Caller) -> Vec<Ids> {
+    let mut kinds = id_kinds(params);
+    if caller.project_bound
+        && params.first() == Some(&"tenant_id")
+        && params.iter().any(|p| PROJECT_PARAMETERS.contains(p))
+    {
+        kinds.insert(kinds.len() - 1, Ids::Sibling);
+    }
+    kinds
+}
+
+/// The catalog resource an operation on a tenant acts on: the last static segment of its path
+/// that names one (`…/projects/{id}/members` → `members`, `…/documents/{id}/download` →
+/// `documents`, `…/settings` → `tenant`); `None` outside `/api/v1/tenants/{tenant_id}`.
+fn resource(path: &str) -> Option<&'static str> {
+    let rest = path.strip_prefix("/api/v1/tenants/{tenant_id}")?;
+    let resources: Vec<&'static str> = Permission::ALL
+        .iter()
+        .filter_map(|p| p.as_str().split(':').next())
+        .collect();
+    let names = |segment: &str| {
+        let segment = segment.replace('-', "_");
+        resources.iter().copied().find(|r| {
+            segment == *r || segment == format!("{r}s") || segment.starts_with(&format!("{r}_"))
+        })
+    };
+    rest.split('/')
+        .rev()
+        .filter(|s| !s.is_empty() && !s.starts_with('{'))
+        .find_map(names)
+        .or(Some("tenant"))
+}
+
+/// Whether the catalog marks any permission on `resource` project-scoped.
+fn project_scoped(resource: &str) -> bool {
+    Permission::PROJECT_SCOPED
+        .iter()
+        .any(|p| p.as_str().split(':').next() == Some(resource))
+}
+
 impl Battery {
     /// The value of path parameter `param` of `path` for `caller`.
     fn value(&self, path: &str, param: &str, ids: Ids, caller: &Caller) -> String {
         let (a, b) = (&self.a, &self.b);
         let pick = |own: &str, foreign: &str| -> String {
             match ids {
-                Ids::Own => own,
+                Ids::Own | Ids::Sibling => own,
                 Ids::Foreign | Ids::Mixed => foreign,
                 Ids::Missing | Ids::MissingObjects => NOTHING,
             }
@@ -195,15 +246,18 @@ impl Battery {
         };
         match param {
             "tenant_id" => match ids {
-                Ids::Own | Ids::Mixed | Ids::MissingObjects => a.tenant.clone(),
+                Ids::Own | Ids::Mixed | Ids::MissingObjects | Ids::Sibling => a.tenant.clone(),
                 Ids::Foreign => b.tenant.clone(),
                 Ids::Missing => NOTHING.to_owned(),
             },
-            "project_id" => pick(&a.project, &b.project),
             "user_id" => pick(&a.subject.id, &b.subject.id),
             "role_id" => pick(&a.role, &b.role),
             "api_key_id" => pick(&a.key, &b.key),
             "invitation_id" => pick(&a.invitation, &b.invitation),
+            "project_id" if ids == Ids::Sibling => self.sibling.project.clone(),
+            "project_id" => pick(&a.project, &b.project),
+            "document_id" if ids == Ids::Sibling => self.sibling.document.clone(),
+            "file_id" if ids == Ids::Sibling => self.sibling.file.clone(),
             "document_id" => pick(&a.document, &b.document),
             "file_id" => pick(&a.file, &b.file),
             "session_id" => {
@@ -295,6 +349,15 @@ impl Walk {
                 resp.body
             );
         }
+        if self.battery.callers[caller].project_bound {
+            for marker in &self.battery.sibling.markers {
+                assert!(
+                    !text.contains(&marker.to_lowercase()),
+                    "{what} shows A's other project's {marker:?}: {}",
+                    resp.body
+                );
+            }
+        }
         self.matrix
             .entry(op.id.clone())
             .or_default()
@@ -334,9 +397,10 @@ async fn no_operation_leaks_across_tenants(app: TestApp) {
         requests: 0,
         matrix: BTreeMap::new(),
     };
+    let sibling_before = sibling_rows(&app, &walk.battery).await;
     for op in &ops {
-        let kinds = id_kinds(&parameters(&op.path));
         for caller in 0..walk.battery.callers.len() {
+            let kinds = caller_id_kinds(&parameters(&op.path), &walk.battery.callers[caller]);
             let mut seen: BTreeMap<Ids, Resp> = BTreeMap::new();
             for &ids in &kinds {
                 let resp = walk.send(&app, op, caller, ids).await;
@@ -346,10 +410,24 @@ async fn no_operation_leaks_across_tenants(app: TestApp) {
                 );
                 match ids {
                     Ids::Foreign => assert_same(&what, &resp, &seen[&Ids::Missing]),
-                    Ids::Mixed => assert_same(&what, &resp, &seen[&Ids::MissingObjects]),
+                    Ids::Mixed | Ids::Sibling => {
+                        assert_same(&what, &resp, &seen[&Ids::MissingObjects])
+                    }
                     _ => {}
                 }
                 seen.insert(ids, resp);
+            }
+            let c = &walk.battery.callers[caller];
+            if c.project_bound {
+                check_project_bound(&walk, op, c.name);
+                assert_eq!(
+                    sibling_rows(&app, &walk.battery).await,
+                    sibling_before,
+                    "{} {} as {} changed A's other project",
+                    op.method,
+                    op.path,
+                    c.name
+                );
             }
             walk.battery.callers[caller].revive(&app).await;
         }
@@ -379,7 +457,13 @@ async fn no_operation_leaks_across_tenants(app: TestApp) {
     let callers = walk.battery.callers.len();
     let combinations: usize = ops
         .iter()
-        .map(|op| id_kinds(&parameters(&op.path)).len() * callers)
+        .map(|op| {
+            walk.battery
+                .callers
+                .iter()
+                .map(|c| caller_id_kinds(&parameters(&op.path), c).len())
+                .sum::<usize>()
+        })
         .sum();
     eprintln!(
         "isolation battery: {} operations × {callers} callers × up to 5 id kinds = {combinations} \
@@ -388,6 +472,55 @@ async fn no_operation_leaks_across_tenants(app: TestApp) {
         walk.requests
     );
     print_matrix(&walk.matrix);
+}
+
+/// What the permission model says of a project-bound key (with the admin role) and its own
+/// ids: no operation on a tenant-level resource is granted (403), and a read of its own
+/// project's resources answers as it does to the same key unbound.
+fn check_project_bound(walk: &Walk, op: &Operation, name: &str) {
+    let Some(resource) = resource(&op.path) else {
+        return;
+    };
+    let cells = &walk.matrix[&op.id];
+    let status = cells[&(name.to_owned(), Ids::Own)];
+    if !project_scoped(resource) {
+        assert_eq!(
+            status, 403,
+            "{} {} ({resource}: tenant-level) as {name}",
+            op.method, op.path
+        );
+    } else if op.method == Method::GET {
+        let unbound = cells[&("API key".to_owned(), Ids::Own)];
+        assert_eq!(
+            status, unbound,
+            "{} {} ({resource}: project-scoped) as {name}, own project",
+            op.method, op.path
+        );
+    }
+}
+
+/// A's other project and its document as its owner reads them.
+async fn sibling_rows(app: &TestApp, battery: &Battery) -> (Value, Value) {
+    let base = format!("/api/v1/tenants/{}", battery.a.tenant);
+    // The owner caller's token: it is renewed when an operation ends the session.
+    let owner = battery
+        .callers
+        .iter()
+        .find(|c| c.name == "owner")
+        .and_then(|c| c.token.as_deref());
+    let project = app
+        .get(
+            &format!("{base}/projects/{}", battery.sibling.project),
+            owner,
+        )
+        .await;
+    let document = app
+        .get(
+            &format!("{base}/documents/{}", battery.sibling.document),
+            owner,
+        )
+        .await;
+    (project.body, document.body)
 }
 
 /// Prints, per operation, the statuses each caller got with its own ids (the access matrix).

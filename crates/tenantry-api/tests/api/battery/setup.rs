@@ -27,6 +27,8 @@ pub struct Side {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub name: &'static str,
+    /// A key bound to A's project: A's other project is as foreign to it as tenant B.
+    pub project_bound: bool,
     /// The account (re-signed-in when an operation ended its session); `None` for the API
     /// key and the anonymous caller.
     pub user: Option<TestUser>,
@@ -35,9 +37,20 @@ pub struct Caller {
     pub spare_session: Option<String>,
 }
 
+/// A's second project, with a document: outside the project-bound key's project.
+#[derive(Debug, Clone)]
+pub struct Sibling {
+    pub project: String,
+    pub document: String,
+    pub file: String,
+    /// Strings only the sibling's data contains.
+    pub markers: Vec<String>,
+}
+
 pub struct Battery {
     pub a: Side,
     pub b: Side,
+    pub sibling: Sibling,
     /// Registered, member of no tenant: the body of `add_member` names them.
     pub joiner: TestUser,
     pub callers: Vec<Caller>,
@@ -118,6 +131,41 @@ async fn furnish(
             .as_str()
             .expect("file_id")
             .to_owned(),
+    }
+}
+
+/// A's second project and a document in it.
+async fn sibling(app: &TestApp, tenant: &str, owner: &TestUser) -> Sibling {
+    let project = app
+        .create_project(tenant, owner, "own sibling project")
+        .await;
+    let document = crate::documents::upload(
+        app,
+        tenant,
+        &owner.token,
+        crate::documents::Upload::text("own sibling content", "own-sibling-document.txt")
+            .in_project(&project),
+    )
+    .await;
+    document.assert(201);
+    let (document, file) = (
+        id_of(&document.body),
+        document.body["file_id"]
+            .as_str()
+            .expect("file_id")
+            .to_owned(),
+    );
+    Sibling {
+        markers: vec![
+            project.clone(),
+            "own sibling project".to_owned(),
+            document.clone(),
+            file.clone(),
+            "own-sibling-document".to_owned(),
+        ],
+        project,
+        document,
+        file,
     }
 }
 
@@ -204,20 +252,43 @@ impl Battery {
         .assert(201);
         app.add_member(&a.tenant, &w.owner, &auditor, "auditor")
             .await;
-        // An API key with the admin role, created by the owner.
-        let key = app
-            .post(
-                &format!("/api/v1/tenants/{}/api-keys", a.tenant),
-                Some(&w.owner.token),
-                json!({"name": "battery", "role": "admin"}),
-            )
-            .await;
-        key.assert(201);
-        let key = key.body["key"].as_str().expect("key").to_owned();
+        // API keys with the admin role, created by the owner: one for the whole tenant, one
+        // bound to A's project.
+        let admin_key = |body: serde_json::Value| {
+            let (app, owner, tenant) = (app, &w.owner, &a.tenant);
+            async move {
+                let key = app
+                    .post(
+                        &format!("/api/v1/tenants/{tenant}/api-keys"),
+                        Some(&owner.token),
+                        body,
+                    )
+                    .await;
+                key.assert(201);
+                key.body["key"].as_str().expect("key").to_owned()
+            }
+        };
+        let key = admin_key(json!({"name": "battery", "role": "admin"})).await;
+        let project_key =
+            admin_key(json!({"name": "battery-project", "role": "admin", "project_id": a.project}))
+                .await;
+        let sibling = sibling(app, &a.tenant, &w.owner).await;
+        // A second document in A's project that no path names: the project (and with it, by
+        // cascade, the project-bound key) can never be deleted during the walk.
+        crate::documents::upload(
+            app,
+            &a.tenant,
+            &w.owner.token,
+            crate::documents::Upload::text("own keeper content", "own-keeper.txt")
+                .in_project(&a.project),
+        )
+        .await
+        .assert(201);
 
         // Least privileged first: the owner's own-id walk of a destructive operation runs last.
         let mut callers = vec![Caller {
             name: "anonymous",
+            project_bound: false,
             user: None,
             token: None,
             spare_session: None,
@@ -231,8 +302,16 @@ impl Battery {
         }
         callers.push(Caller {
             name: "API key",
+            project_bound: false,
             user: None,
             token: Some(key),
+            spare_session: None,
+        });
+        callers.push(Caller {
+            name: "project API key",
+            project_bound: true,
+            user: None,
+            token: Some(project_key),
             spare_session: None,
         });
         callers.push(Caller::signed_in(app, "admin", w.admin.clone()).await);
@@ -274,6 +353,7 @@ impl Battery {
             b_session,
             a,
             b,
+            sibling,
             joiner,
             callers,
             markers,
@@ -288,6 +368,7 @@ impl Caller {
         let spare = app.login(&user.email).await;
         Self {
             name,
+            project_bound: false,
             token: Some(user.token.clone()),
             spare_session: Some(session_of(app, &spare).await),
             user: Some(user),

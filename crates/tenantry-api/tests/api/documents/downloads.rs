@@ -1,5 +1,8 @@
 //! Server-signed downloads (local storage): the link serves the bytes as an attachment with
-//! the stored type, ranges work, and tampered, expired or foreign links are refused.
+//! the stored type, ranges work, tampered, expired or foreign links are refused, and a link
+//! stops at once when its requester's access ends (`revocation`).
+
+pub mod revocation;
 
 use reqwest::header;
 
@@ -11,7 +14,7 @@ crate::backend_tests!(
     tampered_and_expired_links_are_refused,
 );
 
-async fn link(app: &TestApp, tenant: &str, id: &str, token: &str) -> String {
+pub async fn link(app: &TestApp, tenant: &str, id: &str, token: &str) -> String {
     let r = app
         .get(&format!("{}/{id}/download", documents(tenant)), Some(token))
         .await;

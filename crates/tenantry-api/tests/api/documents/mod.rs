@@ -2,7 +2,7 @@
 //! MIME checks), listing and metadata, deletion and collection, usage, events; downloads and
 //! project scope are in their own files, S3 in `s3`.
 
-mod downloads;
+pub mod downloads;
 mod lifecycle;
 mod s3;
 mod scope;

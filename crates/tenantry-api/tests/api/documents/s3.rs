@@ -1,5 +1,6 @@
 //! The same flows on an S3-compatible server (started by the test command): deduplicated
-//! uploads, presigned downloads (attachment, stored type) that refuse tampering, deletion and
+//! uploads, download links of this server that redirect to short-lived presigned URLs
+//! (attachment, stored type, tampering refused) and stop when access ends, deletion and
 //! collection.
 
 use serde_json::json;
@@ -65,7 +66,13 @@ async fn documents_live_in_s3(backend: Backend, test: &str) {
         .await;
     link.assert(200);
     let url = link.body["url"].as_str().unwrap().to_owned();
-    assert!(url.contains("X-Amz-Signature="), "{url}");
+    // The link is this server's (re-checked on every use), never a presigned URL: those
+    // cannot be revoked.
+    assert!(
+        url.starts_with(&format!("http://{}/api/v1/downloads/", app.addr)),
+        "{url}"
+    );
+    assert!(!url.contains("X-Amz-"), "{url}");
     // Another tenant's member gets no link, no document and no file: as if missing.
     for path in [
         format!("{}/{id}/download", documents(t)),
@@ -97,6 +104,11 @@ async fn documents_live_in_s3(backend: Backend, test: &str) {
     let fetched = reqwest::get(&url).await.unwrap();
     assert_eq!(fetched.status(), 200);
     assert_eq!(fetched.bytes().await.unwrap(), content.as_slice());
+    // Each use redirects to a URL presigned for a minute only.
+    let link_url = url.clone();
+    let url = presigned(&link_url).await;
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    assert!(url.contains("X-Amz-Expires=60&"), "{url}");
     // The attachment disposition and the stored type are signed response overrides (the
     // test server, s3s-fs, does not apply them, so their signature is what is checked):
     // changing one, or the signature, is refused.
@@ -136,6 +148,83 @@ async fn documents_live_in_s3(backend: Backend, test: &str) {
     assert_eq!(report.files, 1);
     assert_eq!(usage(&app, t, &w.owner.token).await["bytes"], 0);
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 404);
+    assert_eq!(reqwest::get(&link_url).await.unwrap().status(), 404);
+}
+
+/// Where a download link of this server redirects (302).
+async fn presigned(link: &str) -> String {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client.get(link).send().await.unwrap();
+    assert_eq!(r.status(), 302, "{link}");
+    r.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn s3_links_stop_when_access_ends(backend: Backend, test: &str) {
+    let Some((app, _server)) = s3_app(backend, test).await else {
+        return;
+    };
+    let w = app.world().await;
+    let t = &w.tenant;
+    let root = crate::admin::platform_admin(&app, "root@example.com").await;
+    let doc = upload(&app, t, &w.member.token, Upload::text("s3 secret", "s.txt")).await;
+    doc.assert(201);
+    let id = doc.body["id"].as_str().unwrap();
+    let link = |token: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .get(&format!("{}/{id}/download", documents(t)), Some(&token))
+                .await;
+            r.assert(200);
+            r.body["url"].as_str().unwrap().to_owned()
+        }
+    };
+    let by_viewer = link(w.viewer.token.clone()).await;
+    let by_admin = link(w.admin.token.clone()).await;
+    let by_member = link(w.member.token.clone()).await;
+    for url in [&by_viewer, &by_admin, &by_member] {
+        let object = reqwest::get(presigned(url).await).await.unwrap();
+        assert_eq!(object.text().await.unwrap(), "s3 secret");
+    }
+    app.delete(
+        &format!("/api/v1/tenants/{t}/members/{}", w.viewer.id),
+        Some(&w.owner.token),
+    )
+    .await
+    .assert(204);
+    super::downloads::revocation::refused(&app, &by_viewer, "requester removed").await;
+    app.post(
+        &format!("/api/v1/admin/users/{}/disable", w.admin.id),
+        Some(&root.token),
+        json!({}),
+    )
+    .await
+    .assert(200);
+    super::downloads::revocation::refused(&app, &by_admin, "requester disabled").await;
+    app.post(
+        &format!("/api/v1/admin/tenants/{t}/suspend"),
+        Some(&root.token),
+        json!({"reason": "test"}),
+    )
+    .await
+    .assert(200);
+    super::downloads::revocation::refused(&app, &by_member, "tenant suspended").await;
+}
+
+#[tokio::test]
+async fn sqlite_s3_links_stop_when_access_ends() {
+    s3_links_stop_when_access_ends(Backend::Sqlite, "documents_s3_links_sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_s3_links_stop_when_access_ends() {
+    s3_links_stop_when_access_ends(Backend::Postgres, "documents_s3_links_pg").await;
 }
 
 #[tokio::test]
