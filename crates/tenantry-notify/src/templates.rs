@@ -185,22 +185,27 @@ mod tests {
     }
 
     #[test]
-    fn invitations_name_inviter_tenant_and_role() {
+    fn invitations_quote_inviter_tenant_and_role_in_the_body_only() {
         let t = Templates::load(None, "Tenantry", "https://x.test").unwrap();
         let r = t
             .render(
                 "invitation",
                 &json!({"inviter_name": "Grace Hopper", "tenant_name": "<Acme>", "role": "admin",
+                    "inviter_email": "grace@x.test",
                     "email": "a@x.test", "link": "https://x.test/invitations/accept?token=t",
                     "expires_in_days": 7}),
             )
             .unwrap();
-        assert_eq!(r.subject, "Grace Hopper invited you to <Acme> on Tenantry");
+        // Names are chosen by the inviter: never in the subject, quoted in the body.
+        assert_eq!(r.subject, "Invitation to join a tenant on Tenantry");
+        assert!(r.text.contains("Tenant:      \"<Acme>\""), "{}", r.text);
         assert!(
-            r.text.contains("join <Acme> on Tenantry with the role"),
+            r.text
+                .contains("Invited by:  \"Grace Hopper\" <grace@x.test>"),
             "{}",
             r.text
         );
+        assert!(r.text.contains("Role:        \"admin\""), "{}", r.text);
         assert!(r.text.contains("https://x.test/invitations/accept?token=t"));
         assert!(r.text.contains("expires in 7 days"));
         assert!(r.html.contains("&lt;Acme&gt;"), "{}", r.html);

@@ -48,10 +48,11 @@ pub struct CreateTenant {
     pub slug: Option<String>,
 }
 
-/// Create a tenant; the caller becomes its owner.
+/// Create a tenant; the caller becomes its owner. Guests cannot (403 `guest_not_allowed`).
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "tenancy", security(("bearer" = [])),
     request_body = CreateTenant,
     responses((status = 201, body = Tenant), (status = 401, body = Problem),
+        (status = 403, description = "A guest account (`guest_not_allowed`)", body = Problem),
         (status = 409, description = "Slug taken", body = Problem), (status = 422, body = Problem)))]
 pub async fn create_tenant(
     State(state): State<AppState>,
@@ -69,7 +70,7 @@ pub async fn create_tenant(
     let name = name.ok_or_else(Problem::validation_failed)?;
     let tenant = tenantry_tenancy::create_tenant(
         &state.db,
-        caller.user.id,
+        &caller.user,
         NewTenant { name, slug },
         &client,
     )
