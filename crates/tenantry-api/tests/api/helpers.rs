@@ -305,6 +305,7 @@ impl TestApp {
 
     /// Marks `user`'s address verified, as following the mailed verification link does.
     pub async fn verify_email(&self, user: &TestUser) {
+        use sea_query::ExprTrait;
         let id: uuid::Uuid = user.id.parse().expect("user id");
         let mut tx = self.state.db.begin_write().await.expect("begin");
         tx.execute(

@@ -41,7 +41,7 @@ impl Window {
             return Ok(());
         }
         let free_at = self.oldest.map_or(now + WINDOW, |t| t + WINDOW);
-        let secs = (free_at - now).num_seconds().max(1);
+        let secs = Ord::max((free_at - now).num_seconds(), 1);
         Err(TenancyError::InvitationRateLimited {
             retry_after_secs: u64::try_from(secs).unwrap_or(1),
         })
