@@ -57,8 +57,7 @@ pub struct CreateInvitation {
         (status = 403, description = "Missing permission, or the sender's address is not verified (`email_not_verified`)", body = Problem),
         (status = 404, body = Problem),
         (status = 409, description = "Already a member, or too many pending invitations", body = Problem),
-        (status = 422, description = "Invalid e-mail, unknown role or project", body = Problem),
-        (status = 429, description = "Hourly invitation limit reached", body = Problem)))]
+        (status = 422, description = "Invalid e-mail, unknown role or project", body = Problem)))]
 pub async fn create_invitation(
     State(state): State<AppState>,
     ctx: TenantCtx,

@@ -75,8 +75,7 @@ pub struct MemberInvited {
         (status = 403, description = "Missing permission, or the sender's address is not verified (`email_not_verified`)", body = Problem),
         (status = 404, body = Problem),
         (status = 409, description = "Already a member, or too many pending invitations", body = Problem),
-        (status = 422, body = Problem),
-        (status = 429, description = "Hourly invitation limit reached", body = Problem)))]
+        (status = 422, body = Problem)))]
 pub async fn add_member(
     State(state): State<AppState>,
     ctx: TenantCtx,
