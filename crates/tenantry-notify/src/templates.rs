@@ -178,7 +178,8 @@ mod tests {
         ] {
             let ctx = json!({"first_name": "A", "email": "a@x.test", "link": "l",
                 "expires_in_hours": 24, "how": "changed", "at": "now", "enabled": true,
-                "inviter_name": "B", "tenant_name": "C", "role": "member", "expires_in_days": 7});
+                "inviter_name": "B", "inviter_email": "b@x.test", "tenant_name": "C", "role": "member",
+                "expires_in_days": 7});
             let r = t.render(name, &ctx).unwrap();
             assert!(!r.subject.is_empty() && !r.text.is_empty() && !r.html.is_empty());
         }

@@ -68,13 +68,9 @@ pub async fn create_tenant(
         .and_then(|s| v.field("slug", Slug::parse(s)));
     v.finish()?;
     let name = name.ok_or_else(Problem::validation_failed)?;
-    let tenant = tenantry_tenancy::create_tenant(
-        &state.db,
-        &caller.user,
-        NewTenant { name, slug },
-        &client,
-    )
-    .await?;
+    let tenant =
+        tenantry_tenancy::create_tenant(&state.db, &caller.user, NewTenant { name, slug }, &client)
+            .await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 

@@ -239,10 +239,7 @@ async fn invitations_are_listed_and_revoked_by_managers_only(app: TestApp) {
         audit_count(&app, &w.tenant, "invitation.created").await,
         created_before + 3
     );
-    assert_eq!(
-        audit_count(&app, &w.tenant, "invitation.revoked").await,
-        1
-    );
+    assert_eq!(audit_count(&app, &w.tenant, "invitation.revoked").await, 1);
 }
 
 async fn inviting_is_validated_and_permissioned(app: TestApp) {

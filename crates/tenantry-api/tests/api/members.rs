@@ -68,7 +68,10 @@ async fn members_are_added_by_id_or_email(app: TestApp) {
             json!({"email": "ghost@example.com", "role": "viewer"}),
         )
         .await;
-    for (r, email) in [(&existing, "new@example.com"), (&unknown, "ghost@example.com")] {
+    for (r, email) in [
+        (&existing, "new@example.com"),
+        (&unknown, "ghost@example.com"),
+    ] {
         r.assert(202);
         let invitation = &r.body["invitation"];
         assert_eq!(invitation["email"], email, "{}", r.body);
@@ -80,7 +83,10 @@ async fn members_are_added_by_id_or_email(app: TestApp) {
         shape(&unknown.body),
         "the same fields either way"
     );
-    assert!(!existing.body.to_string().contains(&newcomer.id), "no account id");
+    assert!(
+        !existing.body.to_string().contains(&newcomer.id),
+        "no account id"
+    );
     // Nobody became a member.
     app.get(
         &format!("/api/v1/tenants/{}", w.tenant),
@@ -204,9 +210,13 @@ async fn adding_members_is_validated_and_permissioned(app: TestApp) {
     )
     .await
     .assert_problem(404, "not_found");
-    app.post(&path, None, json!({"email": "x@example.com", "role": "viewer"}))
-        .await
-        .assert_problem(401, "unauthenticated");
+    app.post(
+        &path,
+        None,
+        json!({"email": "x@example.com", "role": "viewer"}),
+    )
+    .await
+    .assert_problem(401, "unauthenticated");
     let members = app.get(&path, Some(&w.owner.token)).await;
     assert_eq!(
         members.body["items"].as_array().unwrap().len(),

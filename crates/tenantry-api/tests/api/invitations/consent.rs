@@ -58,16 +58,19 @@ async fn pre_registered_addresses_get_no_access(app: TestApp) {
     )
     .await
     .assert(202);
-    let token = app.invitation_token(&w.tenant, "newhire@corp.example").await;
+    let token = app
+        .invitation_token(&w.tenant, "newhire@corp.example")
+        .await;
     accept(&app, &token, &squatter)
         .await
         .assert_problem(403, "email_not_verified");
-    app.get(&format!("/api/v1/tenants/{}", w.tenant), Some(&squatter.token))
-        .await
-        .assert_problem(404, "not_found");
-    let pending = app
-        .get(&invitations(&w.tenant), Some(&w.owner.token))
-        .await;
+    app.get(
+        &format!("/api/v1/tenants/{}", w.tenant),
+        Some(&squatter.token),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    let pending = app.get(&invitations(&w.tenant), Some(&w.owner.token)).await;
     assert_eq!(
         pending.body["items"].as_array().unwrap().len(),
         1,
@@ -97,9 +100,12 @@ async fn invitations_die_with_their_senders_rights(app: TestApp) {
         .await
         .assert(201);
     let removed_token = app.invitation_token(t, &removed_admins.email).await;
-    app.delete(&format!("{}/{}", members(t), w.admin.id), Some(&w.owner.token))
-        .await
-        .assert(204);
+    app.delete(
+        &format!("{}/{}", members(t), w.admin.id),
+        Some(&w.owner.token),
+    )
+    .await
+    .assert(204);
     accept(&app, &removed_token, &removed_admins)
         .await
         .assert_problem(400, "link_invalid");
@@ -201,7 +207,10 @@ async fn unverified_senders_cannot_invite(app: TestApp) {
         .await
         .assert_problem(403, "email_not_verified");
     }
-    assert!(stored_invitations(&app).await.is_empty(), "nothing was sent");
+    assert!(
+        stored_invitations(&app).await.is_empty(),
+        "nothing was sent"
+    );
     app.verify_email(&fresh).await;
     invite(&app, &tenant, &fresh, "x@example.com", "viewer")
         .await
@@ -225,7 +234,11 @@ async fn hourly_invitation_limits_hold(backend: Backend, test: &str) {
     // world() sent 3 invitations from the owner in this hour: the owner is at the limit.
     let refused = invite(&app, t, &w.owner, "o1@example.com", "viewer").await;
     refused.assert_problem(429, "rate_limited");
-    let retry: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=3600).contains(&retry), "{retry}");
     // The sender's limit spans tenants.
     let own = app.create_tenant(&w.owner, "Owner's second").await;
@@ -249,9 +262,15 @@ async fn hourly_invitation_limits_hold(backend: Backend, test: &str) {
         .await
         .assert_problem(429, "rate_limited");
     // Another tenant's sender is unaffected.
-    invite(&restarted, &w.other_tenant, &w.outsider, "b1@example.com", "viewer")
-        .await
-        .assert(201);
+    invite(
+        &restarted,
+        &w.other_tenant,
+        &w.outsider,
+        "b1@example.com",
+        "viewer",
+    )
+    .await
+    .assert(201);
 }
 
 /// The cap on a tenant's pending invitations: 409 once reached; re-inviting a pending
@@ -308,4 +327,7 @@ macro_rules! config_tests {
     };
 }
 
-config_tests!(hourly_invitation_limits_hold, pending_invitations_are_capped);
+config_tests!(
+    hourly_invitation_limits_hold,
+    pending_invitations_are_capped
+);

@@ -6,8 +6,7 @@ use serde_json::json;
 use tenantry_testkit::SmtpSink;
 
 use super::{
-    accept, audit_actions, invitations, invite, mailed_token, preview, stored_invitations,
-    verified,
+    accept, audit_actions, invitations, invite, mailed_token, preview, stored_invitations, verified,
 };
 use crate::helpers::{TestApp, unique_email};
 
