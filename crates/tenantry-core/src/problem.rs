@@ -129,6 +129,9 @@ constructors! {
     idempotency_key_in_progress => (CONFLICT, "idempotency_key_in_progress", "A request with this idempotency key is still in progress");
     idempotency_key_reused => (UNPROCESSABLE_ENTITY, "idempotency_key_reused", "The idempotency key was used with a different request");
     email_mismatch => (FORBIDDEN, "email_mismatch", "The invitation is for another e-mail address");
+    email_not_verified => (FORBIDDEN, "email_not_verified", "The e-mail address is not verified");
+    guest_not_allowed => (FORBIDDEN, "guest_not_allowed", "Guest accounts cannot do this");
+    too_many_pending_invitations => (CONFLICT, "too_many_pending_invitations", "The tenant has too many pending invitations");
     platform_admin_required => (FORBIDDEN, "platform_admin_required", "Platform administrators only");
     signature_invalid => (FORBIDDEN, "signature_invalid", "The signed link is invalid or has expired");
     file_in_use => (CONFLICT, "file_in_use", "The file is still referenced by documents");

@@ -178,29 +178,35 @@ mod tests {
         ] {
             let ctx = json!({"first_name": "A", "email": "a@x.test", "link": "l",
                 "expires_in_hours": 24, "how": "changed", "at": "now", "enabled": true,
-                "inviter_name": "B", "tenant_name": "C", "role": "member", "expires_in_days": 7});
+                "inviter_name": "B", "inviter_email": "b@x.test", "tenant_name": "C", "role": "member",
+                "expires_in_days": 7});
             let r = t.render(name, &ctx).unwrap();
             assert!(!r.subject.is_empty() && !r.text.is_empty() && !r.html.is_empty());
         }
     }
 
     #[test]
-    fn invitations_name_inviter_tenant_and_role() {
+    fn invitations_quote_inviter_tenant_and_role_in_the_body_only() {
         let t = Templates::load(None, "Tenantry", "https://x.test").unwrap();
         let r = t
             .render(
                 "invitation",
                 &json!({"inviter_name": "Grace Hopper", "tenant_name": "<Acme>", "role": "admin",
+                    "inviter_email": "grace@x.test",
                     "email": "a@x.test", "link": "https://x.test/invitations/accept?token=t",
                     "expires_in_days": 7}),
             )
             .unwrap();
-        assert_eq!(r.subject, "Grace Hopper invited you to <Acme> on Tenantry");
+        // Names are chosen by the inviter: never in the subject, quoted in the body.
+        assert_eq!(r.subject, "Invitation to join a tenant on Tenantry");
+        assert!(r.text.contains("Tenant:      \"<Acme>\""), "{}", r.text);
         assert!(
-            r.text.contains("join <Acme> on Tenantry with the role"),
+            r.text
+                .contains("Invited by:  \"Grace Hopper\" <grace@x.test>"),
             "{}",
             r.text
         );
+        assert!(r.text.contains("Role:        \"admin\""), "{}", r.text);
         assert!(r.text.contains("https://x.test/invitations/accept?token=t"));
         assert!(r.text.contains("expires in 7 days"));
         assert!(r.html.contains("&lt;Acme&gt;"), "{}", r.html);

@@ -211,6 +211,20 @@ pub async fn authorize(
     ))
 }
 
+/// What `user_id` may do tenant-wide in the tenant `tx` is confined to, *now*: `None` when
+/// they are no member or their account is disabled. Used where a past grant is acted on
+/// later, such as an invitation being accepted (the inviter must still hold what they gave).
+pub(crate) async fn current_permissions(
+    tx: &mut Tx,
+    tenant_id: TenantId,
+    user_id: UserId,
+) -> Result<Option<PermissionSet>, TenancyError> {
+    let rows: Vec<GrantRow> = tx.fetch_all(&GRANTS.bind((tenant_id, user_id))).await?;
+    Ok(member_access(rows)?
+        .filter(|access| access.user_active)
+        .map(|access| access.tenant))
+}
+
 /// An API key as the authorization layer reads it.
 struct KeyRow {
     tenant_id: TenantId,

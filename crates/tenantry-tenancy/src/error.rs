@@ -72,6 +72,21 @@ pub enum TenancyError {
     /// Another invitation of the same address was created concurrently.
     #[error("another invitation for this address was created at the same time")]
     InvitationConflict,
+    /// Inviting (or adding by e-mail) from an account whose own address is not verified.
+    #[error("verify your e-mail address before inviting")]
+    SenderNotVerified,
+    /// Accepting an invitation with an account whose address is not verified yet.
+    #[error("verify your e-mail address before accepting")]
+    InviteeNotVerified,
+    /// A guest account doing what needs a registered one (creating a tenant).
+    #[error("guest accounts cannot do this")]
+    GuestNotAllowed,
+    /// The sender's or the tenant's hourly invitation limit is reached.
+    #[error("invitation limit reached; retry in {retry_after_secs} s")]
+    InvitationRateLimited { retry_after_secs: u64 },
+    /// The tenant has `tenancy.max_pending_invitations` pending invitations already.
+    #[error("the tenant has {limit} pending invitations")]
+    TooManyPendingInvitations { limit: u32 },
     #[error(transparent)]
     Identity(#[from] IdentityError),
     #[error(transparent)]
@@ -154,6 +169,23 @@ impl From<TenancyError> for Problem {
             TenancyError::InvitationConflict => Problem::conflict().with_detail(
                 "another invitation for this address was sent at the same time; retry",
             ),
+            TenancyError::SenderNotVerified => Problem::email_not_verified().with_detail(
+                "verify your own e-mail address before inviting anyone",
+            ),
+            TenancyError::InviteeNotVerified => Problem::email_not_verified().with_detail(
+                "verify your e-mail address first (POST /api/v1/users/me/verification-email), \
+                 then accept again: the invitation stays pending",
+            ),
+            TenancyError::GuestNotAllowed => Problem::guest_not_allowed()
+                .with_detail("register an account to create or join tenants"),
+            TenancyError::InvitationRateLimited { retry_after_secs } => Problem::rate_limited()
+                .with_detail("too many invitations were sent in the last hour")
+                .with_retry_after(retry_after_secs),
+            TenancyError::TooManyPendingInvitations { limit } => {
+                Problem::too_many_pending_invitations().with_detail(format!(
+                    "the tenant has {limit} pending invitations; revoke some or wait until they are accepted or expire"
+                ))
+            }
             TenancyError::Identity(e) => e.into(),
             TenancyError::Db(e) => e.into(),
             TenancyError::Internal(e) => Problem::internal_error(&e),

@@ -9,6 +9,7 @@
 //! the tenant.
 
 mod accept;
+mod limits;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_query::{Cond, Condition, Expr, ExprTrait, Order, Query};
@@ -17,6 +18,7 @@ use serde_json::json;
 use tenantry_audit::Entry;
 use tenantry_core::{
     Email, InvitationId, Page, PageRequest, Permission, ProjectId, TenantId, UserId,
+    config::TenancyConfig, permission::PermissionSet,
 };
 use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
 use tenantry_identity::Identity;
@@ -158,12 +160,12 @@ async fn revoke_earlier(
     Ok(earlier)
 }
 
-/// Names for the mail: the tenant's and the inviting member's.
+/// Names for the mail: the tenant's, the inviting member's and their (verified) address.
 async fn mail_names(
     tx: &mut Tx,
     scope: &TenantScope,
     inviter: UserId,
-) -> Result<(String, String), TenancyError> {
+) -> Result<(String, String, String), TenancyError> {
     let tenant: Option<String> = tx
         .fetch_optional(
             Query::select()
@@ -172,25 +174,36 @@ async fn mail_names(
                 .and_where(Expr::col("id").eq(scope.tenant_id())),
         )
         .await?;
-    let names: Option<(String, String)> = tx
+    let names: Option<((String, String), String)> = tx
         .fetch_optional(
             Query::select()
-                .columns(["first_name", "last_name"])
+                .columns(["first_name", "last_name", "email"])
                 .from("users")
                 .and_where(Expr::col("id").eq(inviter)),
         )
         .await?;
     let tenant = tenant.ok_or(TenancyError::NotFound)?;
-    let (first, last) = names.ok_or(TenancyError::NotFound)?;
-    Ok((tenant, full_name(first, last)))
+    let ((first, last), email) = names.ok_or(TenancyError::NotFound)?;
+    Ok((tenant, full_name(first, last), email))
+}
+
+/// Whether `inviter` may (still) send an invitation granting `role`: `members:manage` and
+/// every permission of the role — the rule when inviting, re-checked when accepting.
+fn may_grant(inviter: PermissionSet, role: PermissionSet) -> bool {
+    inviter.contains(Permission::MembersManage) && role.is_subset_of(inviter)
 }
 
 /// Invites `new.email` (`members:manage`; the role may grant only what the caller holds) and
 /// mails the link, in one transaction. An earlier invitation of the address is revoked.
+///
+/// The sender (the person, or the member behind an API key) needs a verified address, and
+/// the limits of `limits` apply (see [`limits`]). Nothing here looks at whether the address
+/// has an account, so the answer is the same either way.
 pub async fn create_invitation(
     identity: &Identity,
     scope: &TenantScope,
     new: NewInvitation,
+    limits: &TenancyConfig,
 ) -> Result<Invitation, TenancyError> {
     require(scope, Permission::MembersManage)?;
     let inviter = scope.actor().user_id().ok_or_else(|| {
@@ -202,7 +215,11 @@ pub async fn create_invitation(
     let now = tenantry_core::now();
     let expires_at = now + INVITATION_TTL;
     let (token, token_hash) = tenantry_identity::new_link_token();
-    let mut tx = identity.db().begin_tenant(scope).await?;
+    let mut tx = identity.db().begin_write().await?;
+    // The sender's count is a platform row: written before the transaction is confined to
+    // the tenant, and rolled back with it if the invitation fails.
+    limits::count_sender(&mut tx, inviter, now, limits).await?;
+    tx.enter_tenant(scope).await?;
     let role = resolve(&mut tx, scope, &new.role).await?;
     check_grantable(scope, role.permissions)?;
     if let Some(project) = new.project_id
@@ -222,6 +239,7 @@ pub async fn create_invitation(
     if is_member(&mut tx, scope, &new.email).await? {
         return Err(TenancyError::AlreadyMember);
     }
+    limits::check_tenant(&mut tx, scope, &new.email, now, limits).await?;
     let replaced = revoke_earlier(&mut tx, scope, &new.email, now).await?;
     tx.execute(
         Query::insert()
@@ -258,7 +276,7 @@ pub async fn create_invitation(
             e.into()
         }
     })?;
-    let (tenant_name, inviter_name) = mail_names(&mut tx, scope, inviter).await?;
+    let (tenant_name, inviter_name, inviter_email) = mail_names(&mut tx, scope, inviter).await?;
     identity
         .mailer()
         .enqueue(
@@ -267,6 +285,7 @@ pub async fn create_invitation(
             "invitation",
             &json!({
                 "inviter_name": inviter_name,
+                "inviter_email": inviter_email,
                 "tenant_name": tenant_name,
                 "email": new.email.as_str(),
                 "role": new.role,
@@ -309,6 +328,63 @@ pub async fn create_invitation(
     identity.mailer().wake();
     tracing::info!(tenant_id = %scope.tenant_id(), invitation_id = %id, replaced = replaced.len(), "invitation sent");
     Ok(invitation)
+}
+
+/// Revokes the pending invitations `inviter` sent that they could no longer send: all of
+/// them when `holds` is `None` (they left or were removed), else those whose role needs more
+/// than `holds` (they were demoted). Each is audited with `reason`. Accepting re-checks the
+/// inviter's rights anyway; this keeps the list and the links truthful.
+pub(crate) async fn revoke_sent_by(
+    tx: &mut Tx,
+    scope: &TenantScope,
+    inviter: UserId,
+    holds: Option<PermissionSet>,
+    reason: &str,
+) -> Result<usize, TenancyError> {
+    let now = tenantry_core::now();
+    let sent: Vec<Invitation> = tx
+        .fetch_all(
+            Query::select()
+                .columns(Invitation::COLUMNS)
+                .from("invitations")
+                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+                .and_where(Expr::col("invited_by").eq(inviter))
+                .cond_where(pending(now)),
+        )
+        .await?;
+    let mut revoked = 0;
+    for invitation in sent {
+        let still_grantable = match holds {
+            None => false,
+            Some(holds) => resolve(tx, scope, &invitation.role)
+                .await
+                .is_ok_and(|role| may_grant(holds, role.permissions)),
+        };
+        if still_grantable {
+            continue;
+        }
+        tx.execute(
+            Query::update()
+                .table("invitations")
+                .value("revoked_at", now)
+                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
+                .and_where(Expr::col("id").eq(invitation.id))
+                .cond_where(pending(now)),
+        )
+        .await?;
+        tenantry_audit::record(
+            tx,
+            scope,
+            Entry::new("invitation.revoked", "invitation", invitation.id).with_summary(json!({
+                "email": invitation.email,
+                "role": invitation.role,
+                "reason": reason,
+            })),
+        )
+        .await?;
+        revoked += 1;
+    }
+    Ok(revoked)
 }
 
 /// Pending invitations, newest first (`invitations:read`).

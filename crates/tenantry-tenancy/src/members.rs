@@ -2,23 +2,32 @@
 //!
 //! Two invariants hold here: a tenant always keeps at least one owner, and nobody grants,
 //! changes or removes a role that carries permissions they do not hold themselves (so an
-//! admin cannot make anyone owner, nor demote an owner).
+//! admin cannot make anyone owner, nor demote an owner). A third: nobody becomes a member
+//! without consenting — adding someone sends an invitation that they accept, and the answer
+//! never tells whether an address or id has an account.
 
 use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, LockType, Order, Query};
 use tenantry_audit::Entry;
-use tenantry_core::{Email, Page, PageRequest, Permission, SystemRole, TenantId, UserId};
+use tenantry_core::{
+    Email, Page, PageRequest, Permission, SystemRole, TenantId, UserId, config::TenancyConfig,
+};
 use tenantry_db::{Backend, Db, TenantScope, Tx};
 use tenantry_identity::Identity;
 
 use crate::{
-    Member, TenancyError,
+    Invitation, Member, NewInvitation, TenancyError,
+    invitations::{create_invitation, revoke_sent_by},
     roles::{check_grantable, resolve},
-    settings::{self, NOT_ADMITTED},
     tenants::require,
 };
 
-/// Whom to add: an existing account, by id or e-mail.
+/// Why a `user_id` that is not a member is refused — the same for every id, so the answer
+/// does not tell whether the account exists.
+pub(crate) const JOIN_BY_INVITATION: &str =
+    "is not a member; accounts join by accepting an invitation: send their email instead";
+
+/// Whom to add: by account id or e-mail address.
 #[derive(Debug, Clone)]
 pub enum MemberRef {
     Id(UserId),
@@ -120,51 +129,49 @@ pub async fn get_member(
     member.ok_or(TenancyError::NotFound)
 }
 
+/// "Adds" a member (`members:manage`) without ever making anyone a member unasked:
+///
+/// - by e-mail: invites the address (exactly [`create_invitation`]: sender verification,
+///   limits, audit and mail apply). The answer is the same whether or not the address has an
+///   account — nothing here looks it up.
+/// - by id: only answers; an id that already is a member → `AlreadyMember` (members are no
+///   secret to those who manage them), any other id → 422 on `user_id`, the same whether or
+///   not the account exists. Invite them by address instead.
 pub async fn add_member(
     identity: &Identity,
     scope: &TenantScope,
     who: MemberRef,
     role: &str,
-) -> Result<Member, TenancyError> {
+    limits: &TenancyConfig,
+) -> Result<Invitation, TenancyError> {
     require(scope, Permission::MembersManage)?;
     if let Some(system) = SystemRole::parse(role) {
         check_grantable(scope, system.permissions())?;
     }
-    let field = match who {
-        MemberRef::Id(_) => "user_id",
-        MemberRef::Email(_) => "email",
-    };
-    let user = match who {
-        MemberRef::Id(id) => identity.user(id).await.ok(),
-        MemberRef::Email(email) => identity.user_by_email(&email).await?,
+    match who {
+        MemberRef::Email(email) => {
+            let new = NewInvitation {
+                email,
+                role: role.to_owned(),
+                project_id: None,
+            };
+            create_invitation(identity, scope, new, limits).await
+        }
+        MemberRef::Id(user_id) => {
+            let mut tx = identity.db().begin_tenant_read(scope).await?;
+            let role = resolve(&mut tx, scope, role).await?;
+            check_grantable(scope, role.permissions)?;
+            let member = member_in(&mut tx, scope, user_id).await?;
+            tx.commit().await?;
+            Err(match member {
+                Some(_) => TenancyError::AlreadyMember,
+                None => TenancyError::Invalid {
+                    field: "user_id",
+                    message: JOIN_BY_INVITATION,
+                },
+            })
+        }
     }
-    .filter(|u| !u.is_guest)
-    .ok_or(TenancyError::UnknownUser)?;
-    let now = tenantry_core::now();
-    let mut tx = identity.db().begin_tenant(scope).await?;
-    let admitted = settings::settings_in(&mut tx, scope).await?;
-    if !admitted.admits_email(user.email.as_deref()) {
-        return Err(TenancyError::Invalid {
-            field,
-            message: NOT_ADMITTED,
-        });
-    }
-    let role = resolve(&mut tx, scope, role).await?;
-    check_grantable(scope, role.permissions)?;
-    insert_membership(&mut tx, scope.tenant_id(), user.id, &role.name, now).await?;
-    let member = member_in(&mut tx, scope, user.id)
-        .await?
-        .ok_or(TenancyError::NotFound)?;
-    tenantry_audit::record(
-        &mut tx,
-        scope,
-        Entry::new("member.added", "member", user.id)
-            .with_summary(serde_json::json!({"role": role.name})),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(tenant_id = %scope.tenant_id(), user_id = %user.id, role = role.name.as_str(), "member added");
-    Ok(member)
 }
 
 pub async fn change_member_role(
@@ -202,6 +209,14 @@ pub async fn change_member_role(
         scope,
         Entry::new("member.role_changed", "member", user_id)
             .with_summary(serde_json::json!({"from": current_role.name, "to": new_role.name})),
+    )
+    .await?;
+    revoke_sent_by(
+        &mut tx,
+        scope,
+        user_id,
+        Some(new_role.permissions),
+        "inviter_role_changed",
     )
     .await?;
     tx.commit().await?;
@@ -252,6 +267,7 @@ pub async fn remove_member(
         .with_summary(serde_json::json!({"role": current_role.name})),
     )
     .await?;
+    revoke_sent_by(&mut tx, scope, user_id, None, "inviter_no_longer_member").await?;
     tx.commit().await?;
     tracing::info!(tenant_id = %scope.tenant_id(), user_id = %user_id, "member removed");
     Ok(())

@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[Migration] = &[
     TENANTS_MEMBERSHIPS_PROJECTS,
     ROLES_PROJECT_MEMBERS_API_KEYS,
     INVITATIONS,
+    INVITATION_LIMITS,
 ];
 
 const TENANTS_MEMBERSHIPS_PROJECTS: Migration = Migration {
@@ -215,5 +216,30 @@ const INVITATIONS: Migration = Migration {
         }
         statements.push("DROP TABLE invitations;".to_owned());
         statements
+    },
+};
+
+/// What the invitation limits count: one row per invitation an account sent in the last hour
+/// (a platform table — the sender's limit spans their tenants), and an index for the
+/// tenant's hourly count.
+const INVITATION_LIMITS: Migration = Migration {
+    version: 2026112265,
+    name: "tenancy_invitation_limits",
+    up: |backend| {
+        vec![ddl(
+            backend,
+            "CREATE TABLE invitation_sends (
+                user_id {uuid} NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+                sent_at {ts} NOT NULL
+            );
+            CREATE INDEX ix_invitation_sends__user_id__sent_at ON invitation_sends (user_id, sent_at);
+            CREATE INDEX ix_invitations__tenant_id__created_at ON invitations (tenant_id, created_at);",
+        )]
+    },
+    down: |_| {
+        vec![
+            "DROP INDEX ix_invitations__tenant_id__created_at;".to_owned(),
+            "DROP TABLE invitation_sends;".to_owned(),
+        ]
     },
 };

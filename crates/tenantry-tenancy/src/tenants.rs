@@ -6,6 +6,7 @@ use tenantry_core::{
     Origin, Page, PageRequest, Permission, ResourceName, Slug, SystemRole, TenantId, UserId,
 };
 use tenantry_db::{Db, TenantScope, Tx, UserScope};
+use tenantry_identity::User;
 
 use crate::{
     TenancyError, Tenant, TenantMembership, TenantSettingsPatch, authz::scope_for_new_tenant,
@@ -87,13 +88,19 @@ pub async fn create_tenant_in(
 }
 
 /// Creates a tenant owned by `creator`. A derived slug that is taken gets a numeric suffix;
-/// a slug the client chose answers `SlugTaken`.
+/// a slug the client chose answers `SlugTaken`. Guests cannot create tenants
+/// (`GuestNotAllowed`): a throw-away account owning a tenant could invite and add people
+/// with nothing to answer for.
 pub async fn create_tenant(
     db: &Db,
-    creator: UserId,
+    creator: &User,
     new: NewTenant,
     origin: &Origin,
 ) -> Result<Tenant, TenancyError> {
+    if creator.is_guest {
+        return Err(TenancyError::GuestNotAllowed);
+    }
+    let creator = creator.id;
     let (base, explicit) = match new.slug {
         Some(slug) => (slug, true),
         None => (Slug::from_name(new.name.as_str()), false),

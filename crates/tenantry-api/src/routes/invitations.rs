@@ -44,15 +44,19 @@ pub struct CreateInvitation {
 /// Invite an e-mail address (`members:manage`). The link
 /// `<public_url>/invitations/accept?token=…` is mailed to it (single use, valid 7 days) and
 /// shown to nobody else. Re-inviting an address replaces its pending invitation (the old link
-/// stops working). A role with permissions the caller lacks → 403; an address that is
-/// already a member → 409.
+/// stops working). A role with permissions the caller lacks → 403 `forbidden`; a sender
+/// whose own address is not verified (or a guest) → 403 `email_not_verified`; an address
+/// that is already a member → 409 `already_exists`; the tenant's cap on pending invitations
+/// reached → 409 `too_many_pending_invitations`; the sender's or the tenant's hourly limit
+/// reached → 429 `rate_limited` with `Retry-After`.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant_id}/invitations", tag = "tenancy",
     security(("bearer" = [])),
     params(("tenant_id" = String, Path, format = Uuid)),
     request_body = CreateInvitation,
     responses((status = 201, body = Invitation), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, description = "Already a member", body = Problem),
+        (status = 403, description = "Missing permission, or the sender's address is not verified (`email_not_verified`)", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "Already a member, or too many pending invitations", body = Problem),
         (status = 422, description = "Invalid e-mail, unknown role or project", body = Problem)))]
 pub async fn create_invitation(
     State(state): State<AppState>,
@@ -79,6 +83,7 @@ pub async fn create_invitation(
             role: body.role,
             project_id,
         },
+        &state.config.tenancy,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(invitation)))
@@ -137,9 +142,11 @@ pub async fn preview_invitation(
 }
 
 /// Accept an invitation as the signed-in user, whose e-mail address must be the invited one
-/// (else 403 `email_mismatch`; guests cannot accept). Creates the membership with the role
-/// (and the project assignment, if the invitation names a project) and marks the address
-/// verified. Answers the tenant and the role. Unknown, used, revoked or expired → 400
+/// (else 403 `email_mismatch`; guests cannot accept) and verified (else 403
+/// `email_not_verified`; the invitation stays pending — verify, then accept again). Creates
+/// the membership with the role (and the project assignment, if the invitation names a
+/// project). Answers the tenant and the role. Unknown, used, revoked or expired, or sent by
+/// a member who can no longer grant its role (removed, demoted, disabled) → 400
 /// `link_invalid`; already a member → 409.
 #[utoipa::path(post, path = "/api/v1/invitations/{token}/accept", tag = "tenancy",
     security(("bearer" = [])),
@@ -147,7 +154,7 @@ pub async fn preview_invitation(
     responses((status = 200, body = TenantMembership),
         (status = 400, description = "Unknown, used, revoked or expired (`link_invalid`)", body = Problem),
         (status = 401, body = Problem),
-        (status = 403, description = "Signed in with another address (`email_mismatch`), or the tenant is suspended", body = Problem),
+        (status = 403, description = "Signed in with another address (`email_mismatch`), an unverified address (`email_not_verified`), or the tenant is suspended", body = Problem),
         (status = 409, description = "Already a member", body = Problem),
         (status = 429, body = Problem)))]
 pub async fn accept_invitation(

@@ -5,9 +5,9 @@ use axum::{
     http::StatusCode,
     response::IntoResponse,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tenantry_core::{Email, Page, Problem, UserId, page::PageParams, problem::Validator};
-use tenantry_tenancy::{Member, MemberRef};
+use tenantry_tenancy::{Invitation, Member, MemberRef};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -41,20 +41,40 @@ pub async fn list_members(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
-    /// The account to add: `user_id` or `email` (exactly one).
+    /// Whom to add: `user_id` or `email` (exactly one). Only `email` can bring someone new in
+    /// (as an invitation); see the operation.
+    #[schema(format = Uuid)]
     pub user_id: Option<String>,
+    #[schema(example = "ada@example.com")]
     pub email: Option<String>,
     /// A role name, e.g. `member`.
+    #[schema(example = "member")]
     pub role: String,
 }
 
-/// Add an existing account as a member (`members:manage`). Granting a role with
-/// permissions the caller lacks (e.g. an admin granting `owner`) → 403.
+/// The answer to adding a member: the invitation that was mailed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberInvited {
+    pub invitation: Invitation,
+}
+
+/// Add a member (`members:manage`). Nobody becomes a member without consenting: with `email`
+/// this sends an invitation exactly like `POST …/invitations` (same rules, limits and mail)
+/// and answers 202 `{invitation}` — the same answer whether or not the address has an
+/// account. The membership exists once the invitee accepts the mailed link. With `user_id`,
+/// an id that already is a member → 409; any other id → 422 on `user_id` (whether or not the
+/// account exists): invite them by address instead. Granting a role with permissions the
+/// caller lacks → 403 `forbidden`; a sender whose own address is unverified → 403
+/// `email_not_verified`; over the hourly invitation limits → 429 `rate_limited` with
+/// `Retry-After`; too many pending invitations → 409 `too_many_pending_invitations`.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant_id}/members", tag = "tenancy", security(("bearer" = [])),
     params(("tenant_id" = String, Path, format = Uuid)),
     request_body = AddMember,
-    responses((status = 201, body = Member), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, description = "Already a member", body = Problem),
+    responses((status = 202, description = "Invitation sent", body = MemberInvited),
+        (status = 401, body = Problem),
+        (status = 403, description = "Missing permission, or the sender's address is not verified (`email_not_verified`)", body = Problem),
+        (status = 404, body = Problem),
+        (status = 409, description = "Already a member, or too many pending invitations", body = Problem),
         (status = 422, body = Problem)))]
 pub async fn add_member(
     State(state): State<AppState>,
@@ -78,8 +98,15 @@ pub async fn add_member(
     };
     v.finish()?;
     let who = who.ok_or_else(Problem::validation_failed)?;
-    let member = tenantry_tenancy::add_member(&state.identity, &ctx.scope, who, &body.role).await?;
-    Ok((StatusCode::CREATED, Json(member)))
+    let invitation = tenantry_tenancy::add_member(
+        &state.identity,
+        &ctx.scope,
+        who,
+        &body.role,
+        &state.config.tenancy,
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(MemberInvited { invitation })))
 }
 
 /// One member (`members:read`).

@@ -48,10 +48,11 @@ pub struct CreateTenant {
     pub slug: Option<String>,
 }
 
-/// Create a tenant; the caller becomes its owner.
+/// Create a tenant; the caller becomes its owner. Guests cannot (403 `guest_not_allowed`).
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "tenancy", security(("bearer" = [])),
     request_body = CreateTenant,
     responses((status = 201, body = Tenant), (status = 401, body = Problem),
+        (status = 403, description = "A guest account (`guest_not_allowed`)", body = Problem),
         (status = 409, description = "Slug taken", body = Problem), (status = 422, body = Problem)))]
 pub async fn create_tenant(
     State(state): State<AppState>,
@@ -67,13 +68,9 @@ pub async fn create_tenant(
         .and_then(|s| v.field("slug", Slug::parse(s)));
     v.finish()?;
     let name = name.ok_or_else(Problem::validation_failed)?;
-    let tenant = tenantry_tenancy::create_tenant(
-        &state.db,
-        caller.user.id,
-        NewTenant { name, slug },
-        &client,
-    )
-    .await?;
+    let tenant =
+        tenantry_tenancy::create_tenant(&state.db, &caller.user, NewTenant { name, slug }, &client)
+            .await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 

@@ -279,14 +279,68 @@ impl TestApp {
         resp.body["id"].as_str().expect("tenant id").to_owned()
     }
 
+    /// Makes `user` a member of `tenant` with `role` the way a member joins: `by` invites the
+    /// address (`POST …/members {email, role}` → 202) and `user` accepts the invitation.
+    /// Both addresses are marked verified first (inviting and accepting need that), and the
+    /// invitation's token is replaced by one the test knows instead of being read from mail.
     pub async fn add_member(&self, tenant: &str, by: &TestUser, user: &TestUser, role: &str) {
+        self.verify_email(by).await;
+        self.verify_email(user).await;
         self.post(
             &format!("/api/v1/tenants/{tenant}/members"),
             Some(&by.token),
-            json!({"user_id": user.id, "role": role}),
+            json!({"email": user.email, "role": role}),
         )
         .await
-        .assert(201);
+        .assert(202);
+        let token = self.invitation_token(tenant, &user.email).await;
+        self.post(
+            &format!("/api/v1/invitations/{token}/accept"),
+            Some(&user.token),
+            json!({}),
+        )
+        .await
+        .assert(200);
+    }
+
+    /// Marks `user`'s address verified, as following the mailed verification link does.
+    pub async fn verify_email(&self, user: &TestUser) {
+        use sea_query::ExprTrait;
+        let id: uuid::Uuid = user.id.parse().expect("user id");
+        let mut tx = self.state.db.begin_write().await.expect("begin");
+        tx.execute(
+            sea_query::Query::update()
+                .table("users")
+                .value("email_verified", true)
+                .and_where(sea_query::Expr::col("id").eq(id)),
+        )
+        .await
+        .expect("verify e-mail");
+        tx.commit().await.expect("commit");
+    }
+
+    /// Gives the pending invitation of `email` to `tenant` a fresh token and returns it, so a
+    /// test can accept without reading the mail (the mailed token stops working).
+    pub async fn invitation_token(&self, tenant: &str, email: &str) -> String {
+        use sea_query::{Expr, ExprTrait, Func};
+        let tenant: uuid::Uuid = tenant.parse().expect("tenant id");
+        let (token, hash) = tenantry_identity::new_link_token();
+        let mut tx = self.state.db.begin_write().await.expect("begin");
+        let changed = tx
+            .execute(
+                sea_query::Query::update()
+                    .table("invitations")
+                    .value("token_hash", hash)
+                    .and_where(Expr::col("tenant_id").eq(tenant))
+                    .and_where(Expr::expr(Func::lower(Expr::col("email"))).eq(email.to_lowercase()))
+                    .and_where(Expr::col("accepted_at").is_null())
+                    .and_where(Expr::col("revoked_at").is_null()),
+            )
+            .await
+            .expect("set the invitation token");
+        assert_eq!(changed, 1, "one pending invitation of {email}");
+        tx.commit().await.expect("commit");
+        token
     }
 
     pub async fn create_project(&self, tenant: &str, by: &TestUser, name: &str) -> String {
@@ -320,6 +374,10 @@ impl TestApp {
         let member = self.register("member@example.com").await;
         let viewer = self.register("viewer@example.com").await;
         let outsider = self.register("outsider@example.com").await;
+        // Everyone here has a verified address, as inviting and joining need.
+        for user in [&owner, &admin, &member, &viewer, &outsider] {
+            self.verify_email(user).await;
+        }
         let tenant = self.create_tenant(&owner, "Acme").await;
         self.add_member(&tenant, &owner, &admin, "admin").await;
         self.add_member(&tenant, &owner, &member, "member").await;

@@ -9,7 +9,28 @@ crate::backend_tests!(
     tenant_updates_need_tenant_update,
     tenant_deletion_is_owner_only_and_soft,
     roles_and_permission_catalog,
+    guests_cannot_create_tenants,
 );
+
+/// A guest owning a tenant could invite and add people with nothing to answer for.
+async fn guests_cannot_create_tenants(app: TestApp) {
+    let guest = app.post("/api/v1/auth/guest", None, json!({})).await;
+    guest.assert(201);
+    let token = guest.body["access_token"].as_str().unwrap();
+    app.post("/api/v1/tenants", Some(token), json!({"name": "Guest Co"}))
+        .await
+        .assert_problem(403, "guest_not_allowed");
+    let mine = app.get("/api/v1/tenants", Some(token)).await;
+    mine.assert(200);
+    assert!(mine.body["items"].as_array().unwrap().is_empty());
+    let count: Vec<uuid::Uuid> = app
+        .db()
+        .await
+        .read_all(sea_query::Query::select().column("id").from("tenants"))
+        .await
+        .unwrap();
+    assert!(count.is_empty(), "no tenant row was written");
+}
 
 async fn tenants_are_created_with_derived_unique_slugs(app: TestApp) {
     let user = app.register("t@example.com").await;

@@ -10,10 +10,15 @@ use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
 use tenantry_identity::{Identity, User};
 use utoipa::ToSchema;
 
-use super::{Invitation, full_name, pending};
+use super::{Invitation, full_name, may_grant, pending};
 use crate::{
-    TenancyError, TenantMembership, authz::scope_for_invitation, members::insert_membership,
-    model::TenantStatus, project_members::upsert_project_role, tenants,
+    TenancyError, TenantMembership,
+    authz::{current_permissions, scope_for_invitation},
+    members::insert_membership,
+    model::TenantStatus,
+    project_members::upsert_project_role,
+    roles::resolve,
+    tenants,
 };
 
 /// Length of a token from `tenantry_identity::new_link_token` (32 bytes, base64url).
@@ -130,11 +135,17 @@ pub async fn preview_invitation(db: &Db, token: &str) -> Result<InvitationPrevie
     })
 }
 
-/// Accepts the invitation as `user`, whose (non-guest) address must be the invited one.
+/// Accepts the invitation as `user`, whose (non-guest) address must be the invited one and
+/// verified: the link proves that someone reads the mailbox, not that this account's holder
+/// does — an account registered with someone else's address must not collect their
+/// invitations. An unverified account is refused and the invitation stays pending.
 ///
-/// In one transaction: the address is marked verified (the link reached its mailbox), the
-/// invitation is claimed (exactly one of concurrent accepts wins), the membership — and the
-/// project assignment, if any — is created, and both are audited.
+/// The inviter must still be able to send this invitation: an active member holding
+/// `members:manage` and every permission of the role as it is defined now. Otherwise the
+/// invitation is void and answers like a revoked one.
+///
+/// In one transaction: the invitation is claimed (exactly one of concurrent accepts wins),
+/// the membership — and the project assignment, if any — is created, and both are audited.
 pub async fn accept_invitation(
     identity: &Identity,
     user: &User,
@@ -143,29 +154,20 @@ pub async fn accept_invitation(
 ) -> Result<TenantMembership, TenancyError> {
     let (found, digest) = find_usable(identity.db(), token).await?;
     let invitation = found.invitation;
-    let Some(email) = user
-        .email
-        .as_deref()
-        .filter(|e| !user.is_guest && e.eq_ignore_ascii_case(&invitation.email))
-    else {
+    if user.is_guest
+        || !user
+            .email
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case(&invitation.email))
+    {
         return Err(TenancyError::EmailMismatch);
-    };
+    }
+    if !user.email_verified {
+        return Err(TenancyError::InviteeNotVerified);
+    }
     let now = tenantry_core::now();
-    let mut tx = identity.db().begin_write().await?;
-    // Accounts first: once confined to the tenant, this transaction cannot write them.
-    let newly_verified = tx
-        .execute(
-            Query::update()
-                .table("users")
-                .value("email_verified", true)
-                .value("updated_at", now)
-                .and_where(Expr::col("id").eq(user.id))
-                .and_where(Expr::col("email").eq(email))
-                .and_where(Expr::col("email_verified").eq(false)),
-        )
-        .await?;
     let scope = scope_for_invitation(invitation.tenant_id, user.id, origin);
-    tx.enter_tenant(&scope).await?;
+    let mut tx = identity.db().begin_tenant(&scope).await?;
     let tenant = tenants::fetch(&mut tx, invitation.tenant_id)
         .await?
         .ok_or(TenancyError::InvitationInvalid)?;
@@ -174,6 +176,16 @@ pub async fn accept_invitation(
     }
     if !tenant.settings.admits_email(Some(&invitation.email)) {
         return Err(TenancyError::DomainNotAllowed);
+    }
+    let inviter = current_permissions(&mut tx, invitation.tenant_id, invitation.invited_by).await?;
+    let role = resolve(&mut tx, &scope, &invitation.role).await.ok();
+    if !inviter
+        .zip(role)
+        .is_some_and(|(holds, role)| may_grant(holds, role.permissions))
+    {
+        tracing::info!(tenant_id = %invitation.tenant_id, invitation_id = %invitation.id,
+            "invitation void: the inviter can no longer grant its role");
+        return Err(TenancyError::InvitationInvalid);
     }
     let claimed = tx
         .execute(
@@ -198,7 +210,6 @@ pub async fn accept_invitation(
             "email": invitation.email,
             "role": invitation.role,
             "project_id": invitation.project_id,
-            "email_verified_now": newly_verified == 1,
         })),
     )
     .await?;

@@ -503,21 +503,36 @@ async fn an_external_user_joins_a_tenant_and_reads_its_projects(backend: Backend
         .await
         .assert_problem(404, "not_found");
     let members = format!("/api/v1/tenants/{tenant}/members");
+    // Joining takes an accepted invitation to a verified address: an external account
+    // without one cannot be added, by id or otherwise.
     app.post(
         &members,
         Some(&owner.token),
         json!({"user_id": first["id"], "role": "viewer"}),
     )
     .await
-    .assert(201);
+    .assert_problem(422, "validation_failed");
+    app.verify_email(&owner).await;
     app.post(
         &members,
         Some(&owner.token),
         json!({"email": "carol@example.com", "role": "member"}),
     )
     .await
-    .assert(201);
-    for token in [&by_id, &by_email] {
+    .assert(202);
+    // The issuer vouched for carol's address (`email_verified`), so she can accept.
+    let invitation = app.invitation_token(&tenant, "carol@example.com").await;
+    app.post(
+        &format!("/api/v1/invitations/{invitation}/accept"),
+        Some(&by_email),
+        json!({}),
+    )
+    .await
+    .assert(200);
+    app.get(&projects, Some(&by_id))
+        .await
+        .assert_problem(404, "not_found");
+    for token in [&by_email] {
         let list = app.get(&projects, Some(token)).await;
         list.assert(200);
         assert_eq!(
