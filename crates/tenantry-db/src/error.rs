@@ -11,6 +11,11 @@ pub enum DbError {
     /// `fetch_one` found nothing.
     #[error("row not found")]
     RowNotFound,
+    /// Text the database cannot store (PostgreSQL refuses NUL and characters its encoding
+    /// lacks). Request input is checked for NUL before it gets here; this is the second line,
+    /// so that such input is a client error, never a 500.
+    #[error("text the database cannot store: {0}")]
+    UnstorableText(String),
     /// The database cannot be reached or the pool is exhausted.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -34,6 +39,8 @@ impl From<DbError> for Problem {
                 Problem::conflict().with_detail("a referenced resource does not exist")
             }
             DbError::RowNotFound => Problem::not_found(),
+            DbError::UnstorableText(_) => Problem::validation_failed()
+                .with_detail("the request contains characters that cannot be stored"),
             DbError::Unavailable(reason) => {
                 tracing::warn!(reason, "database unavailable");
                 Problem::not_ready()

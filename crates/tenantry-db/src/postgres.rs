@@ -148,6 +148,8 @@ pub(crate) fn map_error(error: sqlx::Error) -> DbError {
                 }
             }
             Some("23503") => return DbError::ForeignKeyViolation,
+            // character_not_in_repertoire (NUL in text or jsonb), untranslatable_character.
+            Some("22021" | "22P05") => return DbError::UnstorableText(db.message().to_owned()),
             // Class 08 (connection exception), 57P0x (operator intervention: shutdown,
             // cannot connect now), 53 (insufficient resources, e.g. too many connections),
             // 3D000 (the database is gone) and 55000 as raised at connect time ("database
@@ -174,4 +176,48 @@ pub(crate) fn map_error(error: sqlx::Error) -> DbError {
         _ => {}
     }
     DbError::Other(anyhow!(error).context("PostgreSQL statement failed"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use sea_query::Query;
+    use tenantry_core::config::DatabaseConfig;
+
+    use crate::{Db, DbError};
+
+    /// Text PostgreSQL refuses (a NUL in `text` or `jsonb`) is a client error, not a 500.
+    #[tokio::test]
+    async fn text_the_database_cannot_store_is_classified() {
+        let Some(url) = tenantry_testkit::fresh_postgres_database("unstorable_text").await else {
+            return;
+        };
+        let db = Db::connect(&url, &DatabaseConfig::default()).await.unwrap();
+        db.execute_script("CREATE TABLE notes (body text, extra jsonb)")
+            .await
+            .unwrap();
+        for (column, value) in [
+            ("body", sea_query::Value::from("a\0b")),
+            ("extra", serde_json::json!({ "k": "a\u{0}b" }).into()),
+        ] {
+            let mut tx = db.begin_write().await.unwrap();
+            let error = tx
+                .execute(
+                    &Query::insert()
+                        .into_table("notes")
+                        .columns([column])
+                        .values_panic([value.into()])
+                        .to_owned(),
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(error, DbError::UnstorableText(_)),
+                "{column}: {error:?}"
+            );
+            let problem = tenantry_core::Problem::from(error);
+            assert_eq!(problem.status.as_u16(), 422, "{column}");
+        }
+    }
 }

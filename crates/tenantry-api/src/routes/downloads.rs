@@ -155,6 +155,12 @@ pub async fn signed_download(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
     );
+    // The bytes are a member's upload: should a browser render them despite the attachment
+    // disposition, they run nothing and load nothing (an HTML file cannot script our origin).
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
     if partial {
         h.insert(
             header::CONTENT_RANGE,

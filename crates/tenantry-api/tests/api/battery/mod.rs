@@ -70,7 +70,7 @@ const BODIES: &[(&str, &str)] = &[
     ),
     (
         "reset_password",
-        r#"{"token": "not-a-token", "password": "another long secret"}"#,
+        r#"{"token": "not-a-token", "new_password": "another long secret"}"#,
     ),
     ("verify_email", r#"{"token": "not-a-token"}"#),
     ("create_tenant", r#"{"name": "Battery {n}"}"#),

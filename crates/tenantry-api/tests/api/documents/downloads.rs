@@ -43,6 +43,10 @@ async fn signed_links_serve_attachments_with_ranges(app: TestApp) {
     let h = full.headers().clone();
     assert_eq!(h[header::CONTENT_TYPE], "text/plain");
     assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(
+        h[header::CONTENT_SECURITY_POLICY],
+        "default-src 'none'; sandbox"
+    );
     assert_eq!(h[header::ACCEPT_RANGES], "bytes");
     let disposition = h[header::CONTENT_DISPOSITION].to_str().unwrap();
     assert!(disposition.starts_with("attachment;"), "{disposition}");
