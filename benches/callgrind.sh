@@ -53,8 +53,14 @@ PASSWORD="callgrind password 1"
 TENANT="$(post /api/v1/auth/register - "{\"email\":\"owner@bench.test\",\"password\":\"$PASSWORD\",\"first_name\":\"O\",\"last_name\":\"Wner\",\"tenant_name\":\"Bench\"}" | field "['tenant']['id']")"
 OWNER="$(post /api/v1/auth/login - "{\"email\":\"owner@bench.test\",\"password\":\"$PASSWORD\"}" | field "['access_token']")"
 post /api/v1/auth/register - "{\"email\":\"member@bench.test\",\"password\":\"$PASSWORD\",\"first_name\":\"M\",\"last_name\":\"Ember\"}" >/dev/null
+# Membership follows the consent flow: verified addresses, an invitation, its acceptance.
+link() { python3 benches/mail_link.py "$DATA/mail" "$1" "$2"; }
+for who in owner member; do
+    post /api/v1/auth/verify-email - "{\"token\":\"$(link "$who@bench.test" verify-email)\"}" >/dev/null
+done
 post "/api/v1/tenants/$TENANT/members" "$OWNER" '{"email":"member@bench.test","role":"member"}' >/dev/null
 MEMBER="$(post /api/v1/auth/login - "{\"email\":\"member@bench.test\",\"password\":\"$PASSWORD\"}" | field "['access_token']")"
+post "/api/v1/invitations/$(link member@bench.test invitations/accept)/accept" "$MEMBER" '{}' >/dev/null
 PROJECT=""
 for p in $(seq 1 200); do
     PROJECT="$(post "/api/v1/tenants/$TENANT/projects" "$OWNER" "{\"name\":\"project $p\",\"description\":\"seeded by callgrind.sh\"}" | field "['id']")"

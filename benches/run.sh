@@ -35,6 +35,8 @@ stop_server() {
 cleanup() { stop_server; stop_shared_postgres; }
 trap cleanup EXIT
 
+# Every load generator connects from 127.0.0.1: the per-address connection cap (256 by
+# default) would refuse the floods' extra connections, so it is off here, like the rate limits.
 run_backend() { # <label> [database url]
     local label="$1" url="${2:-}" data
     data="$(mktemp -d "${TMPDIR:-/tmp}/tenantry-bench.XXXXXX")"
@@ -44,6 +46,7 @@ run_backend() { # <label> [database url]
         TENANTRY_RATE_LIMITS__TOKEN_PER_MINUTE=0 \
         TENANTRY_RATE_LIMITS__TENANT_PER_SECOND="${BENCH_TENANT_PER_SECOND:-0}" \
         TENANTRY_RATE_LIMITS__API_KEY_PER_SECOND=0 \
+        TENANTRY_HTTP__MAX_CONNECTIONS_PER_IP=0 \
         ${url:+TENANTRY_DATABASE_URL="$url"} "$BIN/tenantry" >"$data/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do
@@ -51,6 +54,7 @@ run_backend() { # <label> [database url]
         sleep 0.1
     done
     "$BIN/tenantry-bench" --url "http://127.0.0.1:$PORT" --pid "$SERVER_PID" --label "$label" \
+        --mail-dir "$data/mail" \
         --tenants "${BENCH_TENANTS:-50}" --users "${BENCH_USERS:-20}" --projects "${BENCH_PROJECTS:-100000}" \
         --duration "${BENCH_DURATION:-15}" --connections "${BENCH_CONNECTIONS:-64}" \
         ${BENCH_SCENARIOS:+--scenarios "$BENCH_SCENARIOS"}

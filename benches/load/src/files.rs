@@ -87,13 +87,7 @@ impl Owner {
                     "last_name": "Bench", "tenant_name": format!("Files {run}")}),
             )
             .await?;
-        let login = client
-            .post(
-                "/api/v1/auth/login",
-                None,
-                json!({"email": email, "password": PASSWORD}),
-            )
-            .await?;
+        let login = client.login(&email).await?;
         Ok(Self {
             tenant: registered["tenant"]["id"]
                 .as_str()

@@ -2,7 +2,7 @@
 //! measures load scenarios with `wrk`, reading the server's CPU time and peak RSS from /proc.
 //!
 //! Usage: tenantry-bench --url http://127.0.0.1:4999 --pid <server pid> --label sqlite
-//!        [--tenants 50] [--users 20] [--projects 100000] [--duration 15] [--connections 64]
+//!        --mail-dir <server data dir>/mail [--tenants 50] [--users 20] [--projects 100000] [--duration 15] [--connections 64]
 //!        [--scenarios me,read,list,create,login,refresh,me_under_login,noisy_neighbour,files]
 //! Normally run through `benches/run.sh`.
 #![allow(clippy::print_stdout)]
@@ -10,6 +10,7 @@
 use std::{collections::HashMap, path::PathBuf, process::Command, sync::Arc, time::Instant};
 
 mod files;
+mod mail;
 mod noisy;
 
 use anyhow::{Context, bail};
@@ -34,6 +35,8 @@ struct Args {
     duration: u64,
     connections: usize,
     scenarios: Vec<String>,
+    /// The server's mail directory (`<data dir>/mail`), for verification and invitation links.
+    mail_dir: PathBuf,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -68,6 +71,10 @@ fn parse_args() -> anyhow::Result<Args> {
         projects: num("projects", 100_000)?,
         duration: num("duration", 15)? as u64,
         connections: num("connections", 64)?,
+        mail_dir: map
+            .get("mail-dir")
+            .map(PathBuf::from)
+            .context("--mail-dir <server data dir>/mail is required (seeding reads its links)")?,
         scenarios: map
             .get("scenarios")
             .map_or(
@@ -98,6 +105,16 @@ struct Client {
 }
 
 impl Client {
+    /// Signs `email` in with the benchmark's password: the login response.
+    async fn login(&self, email: &str) -> anyhow::Result<Value> {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await
+    }
+
     /// POSTs `body`; a 429 (per-tenant limit on) is retried after its `Retry-After`.
     async fn post(&self, path: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
         for _ in 0..120 {
@@ -167,58 +184,112 @@ async fn seed(client: Arc<Client>, args: &Args, run: &str) -> anyhow::Result<Vec
                 .post("/api/v1/auth/register", None, json!({"email": email, "password": PASSWORD,
                     "first_name": "Owner", "last_name": format!("{t}"), "tenant_name": tenant_name}))
                 .await?;
-            let login = client.post("/api/v1/auth/login", None, json!({"email": email, "password": PASSWORD})).await?;
+            let login = client.login(&email).await?;
             Ok((reg["tenant"]["id"].as_str().context("tenant id")?.to_owned(),
-                login["access_token"].as_str().context("token")?.to_owned()))
+                login["access_token"].as_str().context("token")?.to_owned(), email))
         }
     }).collect()).await?;
-    // Members: users 1..users of each tenant.
-    let members = run_all(
+    // Members: users 1..users of each tenant, registered, then verified and invited.
+    let users: Vec<(usize, String)> = (0..args.tenants)
+        .flat_map(|t| {
+            (1..args.users).map(move |u| (t, format!("user{t}-{u}-{run}@bench.example.com")))
+        })
+        .collect();
+    run_all(
         8,
-        owners
+        users
             .iter()
-            .enumerate()
-            .flat_map(|(t, (tenant, owner))| {
-                let client = client.clone();
-                let run = run.to_owned();
-                (1..args.users).map(move |u| {
-                    let client = client.clone();
-                    let email = format!("user{t}-{u}-{run}@bench.example.com");
-                    let (tenant, owner) = (tenant.clone(), owner.clone());
-                    async move {
-                        client
-                            .post(
-                                "/api/v1/auth/register",
-                                None,
-                                json!({"email": email, "password": PASSWORD,
-                    "first_name": "User", "last_name": format!("{t}-{u}")}),
-                            )
-                            .await?;
-                        client
-                            .post(
-                                &format!("/api/v1/tenants/{tenant}/members"),
-                                Some(&owner),
-                                json!({"email": email, "role": "member"}),
-                            )
-                            .await?;
-                        let login = client
-                            .post(
-                                "/api/v1/auth/login",
-                                None,
-                                json!({"email": email, "password": PASSWORD}),
-                            )
-                            .await?;
-                        Ok((
-                            t,
-                            login["access_token"].as_str().context("token")?.to_owned(),
-                            email,
-                        ))
-                    }
-                })
+            .map(|(t, email)| {
+                let (client, email, t) = (client.clone(), email.clone(), *t);
+                async move {
+                    client
+                        .post(
+                            "/api/v1/auth/register",
+                            None,
+                            json!({"email": email, "password": PASSWORD,
+                "first_name": "User", "last_name": format!("{t}")}),
+                        )
+                        .await?;
+                    Ok(())
+                }
             })
             .collect(),
     )
     .await?;
+    // Inviting needs a verified sender and accepting a verified invitee, as for anyone.
+    let mut mailbox = mail::Mailbox::new(&args.mail_dir);
+    let everyone: Vec<String> = owners
+        .iter()
+        .map(|(_, _, email)| email.clone())
+        .chain(users.iter().map(|(_, email)| email.clone()))
+        .collect();
+    let verify = mailbox.tokens(mail::VERIFY, &everyone).await?;
+    run_all(
+        8,
+        verify
+            .into_values()
+            .map(|token| {
+                let client = client.clone();
+                async move {
+                    client
+                        .post("/api/v1/auth/verify-email", None, json!({"token": token}))
+                        .await
+                        .map(drop)
+                }
+            })
+            .collect(),
+    )
+    .await?;
+    run_all(
+        8,
+        users
+            .iter()
+            .map(|(t, email)| {
+                let (client, email) = (client.clone(), email.clone());
+                let (tenant, owner, _) = owners[*t].clone();
+                async move {
+                    client
+                        .post(
+                            &format!("/api/v1/tenants/{tenant}/members"),
+                            Some(&owner),
+                            json!({"email": email, "role": "member"}),
+                        )
+                        .await
+                        .map(drop)
+                }
+            })
+            .collect(),
+    )
+    .await?;
+    let user_emails: Vec<String> = users.iter().map(|(_, email)| email.clone()).collect();
+    let invitations = mailbox.tokens(mail::ACCEPT, &user_emails).await?;
+    let members = run_all(
+        8,
+        users
+            .into_iter()
+            .map(|(t, email)| {
+                let client = client.clone();
+                let invitation = invitations.get(&email).cloned().unwrap_or_default();
+                async move {
+                    let login = client.login(&email).await?;
+                    let token = login["access_token"].as_str().context("token")?.to_owned();
+                    client
+                        .post(
+                            &format!("/api/v1/invitations/{invitation}/accept"),
+                            Some(&token),
+                            json!({}),
+                        )
+                        .await?;
+                    Ok((t, token, email))
+                }
+            })
+            .collect(),
+    )
+    .await?;
+    let owners: Vec<(String, String)> = owners
+        .into_iter()
+        .map(|(id, token, _)| (id, token))
+        .collect();
     println!(
         "  seeded {} users in {} tenants in {:.1}s",
         args.tenants * args.users,
@@ -284,13 +355,7 @@ async fn fresh_refresh_tokens(
             let client = client.clone();
             let email = emails[i % emails.len()].clone();
             async move {
-                let login = client
-                    .post(
-                        "/api/v1/auth/login",
-                        None,
-                        json!({"email": email, "password": PASSWORD}),
-                    )
-                    .await?;
+                let login = client.login(&email).await?;
                 Ok(login["refresh_token"]
                     .as_str()
                     .context("refresh token")?
