@@ -15,6 +15,7 @@ mod error;
 mod like;
 pub mod migrate;
 pub mod migrations;
+pub mod periodic;
 mod postgres;
 mod prepared;
 mod row;
