@@ -13,9 +13,8 @@ use tokio::{sync::Notify, task::JoinSet};
 
 use crate::AdminScope;
 
-type Run = dyn Fn(AdminScope) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>
-    + Send
-    + Sync;
+type Run =
+    dyn Fn(AdminScope) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send + Sync;
 
 /// One kind of recurring work, owned by the context whose tables it touches.
 #[derive(Clone)]
@@ -231,12 +230,20 @@ mod tests {
                 .all(|runs| runs.load(Ordering::SeqCst) >= 3)
         })
         .await;
-        assert_eq!(delayed_runs.load(Ordering::SeqCst), 0, "not before its first delay");
+        assert_eq!(
+            delayed_runs.load(Ordering::SeqCst),
+            0,
+            "not before its first delay"
+        );
         stop.send(()).unwrap();
         handle.await.unwrap();
         let after = steady_runs.load(Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(steady_runs.load(Ordering::SeqCst), after, "nothing runs after shutdown");
+        assert_eq!(
+            steady_runs.load(Ordering::SeqCst),
+            after,
+            "nothing runs after shutdown"
+        );
     }
 
     #[tokio::test]

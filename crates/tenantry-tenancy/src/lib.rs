@@ -2,6 +2,7 @@
 //! [`tenantry_db::TenantScope`]s.
 
 pub mod admin;
+mod answers;
 mod api_keys;
 pub mod authz;
 mod error;
@@ -17,6 +18,7 @@ pub mod settings;
 mod signup;
 mod tenants;
 
+pub use answers::{member_user_ids, periodic_tasks, project_in_tenant};
 pub use api_keys::{
     ApiKey, CreatedApiKey, KeyGrant, NewApiKey, create_api_key, get_api_key, list_api_keys,
     revoke_api_key,

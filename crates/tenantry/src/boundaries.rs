@@ -195,7 +195,8 @@ fn table_owners(crates: &BTreeMap<String, PathBuf>) -> BTreeMap<String, String> 
             for literal in string_literals(production(&text)) {
                 let words = words(&literal.text);
                 for (i, pair) in words.windows(2).enumerate() {
-                    if pair[0].eq_ignore_ascii_case("CREATE") && pair[1].eq_ignore_ascii_case("TABLE")
+                    if pair[0].eq_ignore_ascii_case("CREATE")
+                        && pair[1].eq_ignore_ascii_case("TABLE")
                     {
                         let mut table = words[i + 2..].iter();
                         let mut next = table.next();
@@ -249,7 +250,10 @@ fn foreign_table_names() -> Vec<String> {
                             .any(|(by, known, _)| by == name && *known == table)
                     {
                         let path = file.strip_prefix(crates_dir()).unwrap_or(&file);
-                        offenders.insert(format!("{} names {table} (owned by {owner})", path.display()));
+                        offenders.insert(format!(
+                            "{} names {table} (owned by {owner})",
+                            path.display()
+                        ));
                     }
                 }
             }
@@ -271,7 +275,11 @@ fn contexts_name_only_their_own_tables() {
         ("files", "tenantry-files"),
         ("idempotency_keys", "tenantry-api"),
     ] {
-        assert_eq!(owners.get(table).map(String::as_str), Some(owner), "{table}");
+        assert_eq!(
+            owners.get(table).map(String::as_str),
+            Some(owner),
+            "{table}"
+        );
     }
     let offenders = foreign_table_names();
     assert!(
