@@ -304,3 +304,76 @@ fn table_names_are_found_in_literals() {
         .collect();
     assert_eq!(named, ["projects", "tenants", "id", "audit_logs", "users"]);
 }
+
+/// Every scope constructor and the only places that may call it: its authorization path. A
+/// new scope (relay, worker, agent) adds a row. An entry ending in `/` is a directory.
+const SCOPE_ISSUERS: &[(&str, &[&str])] = &[
+    // After membership, tenant status and permission checks.
+    (
+        "issue_after_authorization",
+        &["tenantry-tenancy/src/authz.rs"],
+    ),
+    // After checking the platform-admin flag.
+    (
+        "issue_for_platform_admin",
+        &["tenantry-tenancy/src/authz.rs"],
+    ),
+    // To an authenticated user, for their own rows.
+    (
+        "for_authenticated",
+        &[
+            "tenantry-tenancy/src/authz.rs",
+            // The database layer's own test of `begin_user`.
+            "tenantry-db/tests/",
+        ],
+    ),
+    // Work no request causes: the scheduler hands it to periodic tasks, the command line is
+    // the operator on the machine, and integration tests stand in for both.
+    (
+        "for_housekeeping",
+        &[
+            "tenantry-db/src/periodic.rs",
+            "tenantry/src/main.rs",
+            "/tests/",
+        ],
+    ),
+];
+
+/// Each scope is constructed only on its authorization path, so holding one proves the
+/// check was made.
+#[test]
+fn scopes_are_issued_only_by_their_authorization_path() {
+    let root = crates_dir();
+    let mut offenders = Vec::new();
+    for file in rust_files(&root) {
+        let relative = file
+            .strip_prefix(&root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        // This file names them to guard them.
+        if relative == "tenantry/src/boundaries.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (constructor, allowed) in SCOPE_ISSUERS {
+            let calls = text.matches(&format!("{constructor}(")).count();
+            let definitions = text.matches(&format!("fn {constructor}(")).count();
+            let permitted = allowed.iter().any(|place| {
+                if place.ends_with('/') {
+                    relative.contains(place) || relative.starts_with(&place[1..])
+                } else {
+                    relative == *place
+                }
+            });
+            if calls > definitions && !permitted {
+                offenders.push(format!("{relative} calls {constructor}"));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "scopes constructed outside their authorization path:\n{}",
+        offenders.join("\n")
+    );
+}
