@@ -300,7 +300,7 @@ fn table_names_are_found_in_literals() {
     "##;
     let named: Vec<String> = string_literals(source)
         .iter()
-        .flat_map(|l| tables_named(l))
+        .flat_map(tables_named)
         .collect();
     assert_eq!(named, ["projects", "tenants", "id", "audit_logs", "users"]);
 }
