@@ -46,7 +46,8 @@ fn assembly_tasks(state: &AppState) -> Vec<PeriodicTask> {
     let shrink = PeriodicTask::new("rate_limits.shrink", Duration::from_secs(60), move |_| {
         limits.shrink();
         std::future::ready(Ok(()))
-    });
+    })
+    .on_every_node();
     let db = state.db.clone();
     let prune = PeriodicTask::new("idempotency.prune", PRUNE_EVERY, move |scope| {
         let db = db.clone();

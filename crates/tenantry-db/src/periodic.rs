@@ -23,6 +23,7 @@ pub struct PeriodicTask {
     every: Duration,
     first_after: Duration,
     wake: Option<Arc<Notify>>,
+    every_node: bool,
     run: Arc<Run>,
 }
 
@@ -32,6 +33,7 @@ impl std::fmt::Debug for PeriodicTask {
             .field("name", &self.name)
             .field("every", &self.every)
             .field("first_after", &self.first_after)
+            .field("every_node", &self.every_node)
             .finish_non_exhaustive()
     }
 }
@@ -49,6 +51,7 @@ impl PeriodicTask {
             every,
             first_after: Duration::ZERO,
             wake: None,
+            every_node: false,
             run: Arc::new(move |scope| Box::pin(run(scope))),
         }
     }
@@ -64,6 +67,18 @@ impl PeriodicTask {
     pub fn woken_by(mut self, wake: Arc<Notify>) -> Self {
         self.wake = Some(wake);
         self
+    }
+
+    /// Upkeep of this process's own memory (rate-limiter keys), which every node must run
+    /// for itself. Other tasks work on shared rows: once per period anywhere would do (today
+    /// every node runs them, which each tolerates), and they are what become durable jobs.
+    pub fn on_every_node(mut self) -> Self {
+        self.every_node = true;
+        self
+    }
+
+    pub fn runs_on_every_node(&self) -> bool {
+        self.every_node
     }
 
     pub fn name(&self) -> &'static str {

@@ -27,6 +27,17 @@ async fn every_periodic_task_runs_by_name(app: TestApp) {
             "files.sweep",
         ]
     );
+    let every_node: Vec<&str> = schedule
+        .tasks()
+        .iter()
+        .filter(|t| t.runs_on_every_node())
+        .map(|t| t.name())
+        .collect();
+    assert_eq!(
+        every_node,
+        ["rate_limits.shrink"],
+        "the rest work on shared rows"
+    );
     for name in names {
         schedule.run_now(name).await.unwrap();
     }
