@@ -9,6 +9,7 @@ mod limits;
 mod middleware;
 mod openapi_errors;
 mod routes;
+mod schedule;
 mod server;
 
 use std::{
@@ -26,6 +27,7 @@ use axum::{
     response::IntoResponse,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+pub use schedule::{prune_idempotency_keys, schedule};
 use secrecy::ExposeSecret;
 use tenantry_core::{Email, Password, Problem, config::Config, crypto::MasterKey};
 use tenantry_db::{
@@ -58,7 +60,8 @@ pub struct Shared {
     pub identity: Identity,
     pub config: Config,
     pub metrics: PrometheusHandle,
-    pub limits: limits::Limits,
+    /// Shared with the rate-limiter upkeep task.
+    pub limits: Arc<limits::Limits>,
     pub idempotency: idempotency::Idempotency,
     pub files: tenantry_files::Files,
 }
@@ -348,7 +351,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         db,
         identity,
         idempotency,
-        limits: limits::Limits::new(&config.rate_limits),
+        limits: Arc::new(limits::Limits::new(&config.rate_limits)),
         files,
         config,
         metrics: metrics_handle()?,
@@ -378,6 +381,8 @@ pub fn files_service(
         store,
         signer,
         settings,
+        // Projects are tenancy's; files runs its statement.
+        tenantry_tenancy::project_in_tenant,
     ))
 }
 
@@ -430,73 +435,6 @@ async fn bootstrap_admin(identity: &Identity, config: &Config) -> anyhow::Result
         .map_err(|e| anyhow::anyhow!("creating the bootstrap administrator: {e}"))?;
     tracing::info!(user_id = %user.id, "bootstrap platform administrator created");
     Ok(())
-}
-
-/// Deletes idempotency keys past their 24 hours, of every tenant (housekeeping runs it
-/// hourly); returns how many.
-pub async fn prune_idempotency_keys(state: &AppState) -> Result<u64, tenantry_db::DbError> {
-    idempotency::prune(&state.db).await
-}
-
-/// How often expired identity rows and idempotency keys are pruned and deleted tenants purged.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
-/// Purges tenants soft-deleted longer ago than `tenancy.deleted_retention_days`.
-async fn purge_deleted_tenants(state: &AppState) {
-    let days = i64::from(state.config.tenancy.deleted_retention_days);
-    let retention = chrono::TimeDelta::days(days);
-    let scope = tenantry_db::AdminScope::for_housekeeping();
-    if let Err(e) = tenantry_tenancy::purge_deleted_tenants(&state.db, &scope, retention).await {
-        tracing::warn!(error = %e, "purging deleted tenants failed");
-    }
-}
-
-/// Periodic upkeep: rate-limiter keys of idle clients, tenants and API keys (every minute),
-/// expired identity rows and idempotency keys, and tenants past their deletion window (hourly,
-/// first a minute after start), and orphaned files (`files.sweep_interval_secs`).
-fn spawn_housekeeping(
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        tokio::pin!(shutdown);
-        let mut every = tokio::time::interval(Duration::from_secs(60));
-        let mut prune = tokio::time::interval_at(
-            tokio::time::Instant::now() + Duration::from_secs(60),
-            PRUNE_EVERY,
-        );
-        // Never (`0`) is a sweep period far beyond any process's life.
-        let sweep_every = match state.config.files.sweep_interval_secs {
-            0 => Duration::from_secs(u64::from(u32::MAX)),
-            secs => Duration::from_secs(secs),
-        };
-        let mut sweep = tokio::time::interval_at(
-            tokio::time::Instant::now() + sweep_every.min(Duration::from_secs(120)),
-            sweep_every,
-        );
-        loop {
-            tokio::select! {
-                () = &mut shutdown => return,
-                _ = every.tick() => state.limits.shrink(),
-                _ = prune.tick() => {
-                    if let Err(e) = state.identity.prune().await {
-                        tracing::warn!(error = %e, "pruning identity rows failed");
-                    }
-                    if let Err(e) = prune_idempotency_keys(&state).await {
-                        tracing::warn!(error = %e, "pruning idempotency keys failed");
-                    }
-                    purge_deleted_tenants(&state).await;
-                }
-                _ = sweep.tick() => {
-                    let scope = tenantry_db::AdminScope::for_housekeeping();
-                    let grace = state.files.settings().orphan_grace;
-                    if let Err(e) = state.files.sweep(&scope, grace).await {
-                        tracing::warn!(error = %e, "sweeping orphaned files failed");
-                    }
-                }
-            }
-        }
-    })
 }
 
 /// Background tasks that end with the server, however it ends.
@@ -555,12 +493,8 @@ impl Application {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let mail_worker = self
-            .state
-            .identity
-            .mailer()
-            .spawn_worker(stopped(stopping.clone()));
-        let housekeeping = spawn_housekeeping(self.state.clone(), stopped(stopping.clone()));
+        // Periodic work (mail delivery, pruning, purges, sweeps) stops with the server.
+        let periodic = schedule(&self.state).spawn(stopped(stopping.clone()));
         // Signing-key rotations made elsewhere (CLI, other nodes) arrive without a restart.
         let keys = tokio::spawn(self.state.identity.refresh_keys_forever());
         // Best effort: an external issuer that is down does not delay or fail the start.
@@ -573,7 +507,7 @@ impl Application {
             let _ = stopping_tx.send(true);
             let _ = stopped_tx.send(());
         };
-        let _background = AbortOnDrop(vec![mail_worker, housekeeping, keys, oidc_prefetch]);
+        let _background = AbortOnDrop(vec![periodic, keys, oidc_prefetch]);
         let server = tokio::spawn(server::serve(self.listener, app, settings, signal));
         tokio::pin!(server);
         tokio::select! {

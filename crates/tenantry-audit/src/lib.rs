@@ -8,6 +8,7 @@
 //! deleting or reordering a record breaks every later link ([`verify`]).
 
 mod chain;
+mod erase;
 mod list;
 pub mod migrations;
 
@@ -16,6 +17,7 @@ use tenantry_core::{ApiKeyId, Origin, ProjectId, TenantId, UserId};
 use tenantry_db::{Actor, DbError, TenantScope, Tx};
 
 pub use chain::{ChainBreak, VerifyReport, verify};
+pub use erase::erase_tenant_trail;
 pub use list::{
     ActionFilter, ActorView, AdminAuditFilter, AuditError, AuditFilter, AuditRecord, ChainKind,
     TargetView, list_admin, list_tenant,

@@ -15,6 +15,7 @@ mod error;
 mod like;
 pub mod migrate;
 pub mod migrations;
+pub mod periodic;
 mod postgres;
 mod prepared;
 mod row;
@@ -346,6 +347,8 @@ impl Db {
 
 /// A user id asserted by the authentication layer, for [`Db::begin_user`].
 impl UserScope {
+    /// For the authorization layer only (`tenantry_tenancy::authz::authorize_user`).
+    #[doc(hidden)]
     pub fn for_authenticated(user_id: UserId) -> Self {
         Self::new(user_id)
     }

@@ -101,7 +101,8 @@ pub enum ProjectFilter {
 ///
 /// The only way to open a transaction on tenant rows. It is issued by the authorization layer
 /// (`tenantry_tenancy::authz`) after checking membership, tenant status and permission; a
-/// workspace test (`scope_is_issued_only_by_authz`) fails if any other module constructs one.
+/// workspace test (`scopes_are_issued_only_by_their_authorization_path` in the binary crate)
+/// fails if any other module constructs one, or any other scope off its own path.
 /// It also carries the request's [`Origin`], so every change it makes is audited with it.
 #[derive(Debug, Clone)]
 pub struct TenantScope {
@@ -212,7 +213,8 @@ impl AdminScope {
         }
     }
 
-    /// For work no request causes: housekeeping (purges) and the command line.
+    /// For work no request causes: the periodic-task scheduler (`periodic`), which hands it
+    /// to each task, and the command line.
     pub fn for_housekeeping() -> Self {
         Self {
             actor: None,

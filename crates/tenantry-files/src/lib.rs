@@ -22,6 +22,8 @@ mod usage;
 
 use std::{sync::Arc, time::Duration};
 
+use sea_query::SelectStatement;
+use tenantry_core::{ProjectId, TenantId};
 use tenantry_db::Db;
 use tenantry_storage::{BlobStore, UrlSigner};
 
@@ -29,7 +31,7 @@ pub use documents::{DocumentChange, DocumentFilter};
 pub use download::{DownloadLink, S3_REDIRECT_TTL, Served, SignedDownload};
 pub use error::FilesError;
 pub use model::{Document, File, FileDetail, StorageUsage};
-pub use sweep::SweepReport;
+pub use sweep::{SweepReport, periodic_tasks};
 pub use upload::{Staged, UploadMeta};
 
 /// Limits and timings of the files context.
@@ -48,6 +50,11 @@ pub struct FilesSettings {
     pub public_url: String,
 }
 
+/// How files learns whether a project exists in a tenant: a statement that yields a row when
+/// it does, built by the projects' owner (`tenantry_tenancy::project_in_tenant`, wired by the
+/// assembly: files does not depend on tenancy) and run inside the upload's transaction.
+pub type ProjectLookup = fn(TenantId, ProjectId) -> SelectStatement;
+
 /// The files service: database, blob store and the signer of local download URLs.
 #[derive(Debug, Clone)]
 pub struct Files(Arc<Inner>);
@@ -58,15 +65,23 @@ struct Inner {
     store: BlobStore,
     signer: UrlSigner,
     settings: FilesSettings,
+    projects: ProjectLookup,
 }
 
 impl Files {
-    pub fn new(db: Db, store: BlobStore, signer: UrlSigner, settings: FilesSettings) -> Self {
+    pub fn new(
+        db: Db,
+        store: BlobStore,
+        signer: UrlSigner,
+        settings: FilesSettings,
+        projects: ProjectLookup,
+    ) -> Self {
         Self(Arc::new(Inner {
             db,
             store,
             signer,
             settings,
+            projects,
         }))
     }
 

@@ -6,11 +6,12 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
 use sea_query::{Expr, ExprTrait, Order, Query};
 use tenantry_core::{FileId, TenantId};
-use tenantry_db::{AdminScope, DbError, FromRow, Row};
+use tenantry_db::{AdminScope, DbError, FromRow, Row, periodic::PeriodicTask};
 use tenantry_storage::{BlobKey, KeyKind};
 
 use crate::{
@@ -52,6 +53,29 @@ impl FromRow for Unreferenced {
 
 /// How many unreferenced files one pass collects at most.
 const BATCH: u64 = 500;
+
+/// The files context's periodic work: the orphan sweep every `every` (first after two minutes
+/// at most), with the configured `orphan_grace`. `None` (configured `0`) never sweeps.
+pub fn periodic_tasks(files: &Files, every: Option<Duration>) -> Vec<PeriodicTask> {
+    let Some(every) = every else {
+        return Vec::new();
+    };
+    let files = files.clone();
+    vec![
+        PeriodicTask::new("files.sweep", every, move |scope| {
+            let files = files.clone();
+            async move {
+                let grace = files.settings().orphan_grace;
+                files
+                    .sweep(&scope, grace)
+                    .await
+                    .context("sweeping orphaned files")
+                    .map(|_| ())
+            }
+        })
+        .first_after(every.min(Duration::from_secs(120))),
+    ]
+}
 
 impl Files {
     /// One sweep with `grace` (the configured `orphan_grace` in housekeeping; tests and the

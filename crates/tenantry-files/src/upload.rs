@@ -229,7 +229,7 @@ impl Files {
         new: &NewDocument,
     ) -> Result<Option<Document>, FilesError> {
         let mut tx = self.db().begin_tenant(scope).await?;
-        check_project(&mut tx, scope, new.project).await?;
+        self.check_project(&mut tx, scope, new.project).await?;
         let existing: Option<uuid::Uuid> = tx
             .fetch_optional(
                 Query::select()
@@ -274,7 +274,7 @@ impl Files {
     ) -> Result<Document, FilesError> {
         let size = i64::try_from(staged.outcome.size).unwrap_or(i64::MAX);
         let mut tx = self.db().begin_tenant(scope).await?;
-        check_project(&mut tx, scope, new.project).await?;
+        self.check_project(&mut tx, scope, new.project).await?;
         tx.execute(
             Query::insert()
                 .into_table("files")
@@ -412,24 +412,21 @@ fn unknown_project() -> FilesError {
     }
 }
 
-/// `project` exists in the tenant (inside `tx`, so it cannot vanish before the commit on
-/// PostgreSQL's foreign key either way).
-async fn check_project(
-    tx: &mut Tx,
-    scope: &TenantScope,
-    project: Option<ProjectId>,
-) -> Result<(), FilesError> {
-    let Some(project) = project else {
-        return Ok(());
-    };
-    let found: Option<uuid::Uuid> = tx
-        .fetch_optional(
-            Query::select()
-                .column("id")
-                .from("projects")
-                .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
-                .and_where(Expr::col("id").eq(project)),
-        )
-        .await?;
-    found.map(|_| ()).ok_or_else(unknown_project)
+impl Files {
+    /// `project` exists in the tenant (inside `tx`, so it cannot vanish before the commit on
+    /// PostgreSQL's foreign key either way). Tenancy, which owns projects, builds the query.
+    async fn check_project(
+        &self,
+        tx: &mut Tx,
+        scope: &TenantScope,
+        project: Option<ProjectId>,
+    ) -> Result<(), FilesError> {
+        let Some(project) = project else {
+            return Ok(());
+        };
+        let found: Option<uuid::Uuid> = tx
+            .fetch_optional(&(self.0.projects)(scope.tenant_id(), project))
+            .await?;
+        found.map(|_| ()).ok_or_else(unknown_project)
+    }
 }

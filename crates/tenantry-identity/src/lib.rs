@@ -26,7 +26,7 @@ pub use keys::{KeyRing, RELOAD_INTERVAL, Rotation, UNKNOWN_KID_RELOAD_GAP};
 pub use mfa::{RECOVERY_CODES, TotpEnrollment};
 pub use model::{SessionView, User, UserStatus, UserView};
 pub use password::PasswordHasher;
-pub use prune::Pruned;
+pub use prune::{Pruned, periodic_tasks};
 pub use security::{SecurityEvent, SecurityEventKind};
 pub use service::{
     Authenticated, ClientInfo, Credential, Identity, NewUser, ProfileChange, TokenPair,

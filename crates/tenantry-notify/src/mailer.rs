@@ -8,7 +8,7 @@ use lettre::message::Mailbox;
 use rand::Rng;
 use sea_query::{Expr, ExprTrait, Func, Order, Query};
 use tenantry_core::{config::Config, crypto::MasterKey};
-use tenantry_db::{Db, DbError, FromRow, Row, Tx};
+use tenantry_db::{Db, DbError, FromRow, Row, Tx, periodic::PeriodicTask};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -22,6 +22,10 @@ use crate::{
 const LEASE: TimeDelta = TimeDelta::seconds(120);
 /// Idle polling interval of the worker (it is also woken after each enqueue).
 const POLL: Duration = Duration::from_secs(2);
+/// Delivered mail rows (bodies are already wiped) are kept this long.
+pub const KEEP_SENT_MAIL: TimeDelta = TimeDelta::days(7);
+/// How often delivered mail is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Messages claimed per pass.
 const BATCH: u64 = 16;
 
@@ -47,7 +51,7 @@ struct Inner {
     transport: Transport,
     from: Mailbox,
     max_attempts: i64,
-    wake: Notify,
+    wake: Arc<Notify>,
 }
 
 /// The e-mail service. Cheap to clone.
@@ -88,7 +92,7 @@ impl Mailer {
             transport,
             from,
             max_attempts: i64::from(Ord::max(config.mail.max_attempts, 1)),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
         })))
     }
 
@@ -131,30 +135,54 @@ impl Mailer {
         self.0.wake.notify_one();
     }
 
-    /// Delivers queued messages until `shutdown` resolves.
-    pub fn spawn_worker(
-        &self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> tokio::task::JoinHandle<()> {
+    /// Delivers every due message, pass after pass while passes come back full.
+    pub async fn deliver_all_due(&self) -> anyhow::Result<()> {
+        // A full batch: there may be more.
+        while self.deliver_due().await? as u64 >= BATCH {}
+        Ok(())
+    }
+
+    /// Delivery (every two seconds when idle, at once after [`Mailer::wake`]) and the pruning
+    /// of delivered mail.
+    pub fn periodic_tasks(&self) -> Vec<PeriodicTask> {
         let mailer = self.clone();
-        tokio::spawn(async move {
-            tokio::pin!(shutdown);
-            loop {
-                match mailer.deliver_due().await {
-                    // A full batch: there may be more.
-                    Ok(n) if n as u64 >= BATCH => continue,
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "mail delivery pass failed")
-                    }
-                }
-                tokio::select! {
-                    () = &mut shutdown => return,
-                    () = mailer.0.wake.notified() => {}
-                    () = tokio::time::sleep(POLL) => {}
-                }
+        let deliver = PeriodicTask::new("mail.deliver", POLL, move |_| {
+            let mailer = mailer.clone();
+            async move { mailer.deliver_all_due().await }
+        })
+        .woken_by(self.0.wake.clone());
+        let mailer = self.clone();
+        let prune = PeriodicTask::new("mail.prune_sent", PRUNE_EVERY, move |_| {
+            let mailer = mailer.clone();
+            async move {
+                mailer
+                    .prune_sent()
+                    .await
+                    .context("pruning delivered mail")
+                    .map(|_| ())
             }
         })
+        .first_after(Duration::from_secs(60));
+        vec![deliver, prune]
+    }
+
+    /// Deletes delivered and failed messages (bodies already wiped) older than
+    /// [`KEEP_SENT_MAIL`]; returns how many. Safe to run on every node at once.
+    pub async fn prune_sent(&self) -> Result<u64, DbError> {
+        let mut tx = self.0.db.begin_write().await?;
+        let pruned = tx
+            .execute(
+                Query::delete()
+                    .from_table("mail_outbox")
+                    .and_where(Expr::col("status").ne("pending"))
+                    .and_where(Expr::col("created_at").lt(tenantry_core::now() - KEEP_SENT_MAIL)),
+            )
+            .await?;
+        tx.commit().await?;
+        if pruned > 0 {
+            tracing::info!(mail = pruned, "pruned delivered mail");
+        }
+        Ok(pruned)
     }
 
     /// One pass: claims due messages and attempts each once. Returns how many were attempted.

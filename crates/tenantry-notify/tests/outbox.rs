@@ -1,6 +1,7 @@
 //! The outbox against real components: a refused SMTP connection is retried later with the
 //! message intact, delivery through the SMTP test server wipes the stored body, and a
-//! message that can never be delivered fails for good. On SQLite and PostgreSQL.
+//! message that can never be delivered fails for good, and finished mail is pruned after a
+//! week. On SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::json;
@@ -144,6 +145,26 @@ async fn retried_then_delivered_then_wiped(db: Db, test: &str) {
     tx.commit().await.unwrap();
     assert_eq!(up.deliver_due().await.unwrap(), 1);
     assert_eq!(up.stats().await.unwrap().failed, 2);
+
+    // Finished mail is kept for a week, then pruned; a pending message never is.
+    let mut tx = db.begin_write().await.unwrap();
+    up.enqueue(&mut tx, &to, "password_reset", &context)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(up.prune_sent().await.unwrap(), 0, "all recent");
+    db.execute_script("UPDATE mail_outbox SET created_at = '2000-01-01T00:00:00.000000Z'")
+        .await
+        .unwrap();
+    assert_eq!(up.prune_sent().await.unwrap(), 3);
+    assert_eq!(
+        up.stats().await.unwrap(),
+        OutboxStats {
+            pending: 1,
+            sent: 0,
+            failed: 0
+        }
+    );
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use tenantry_core::{
 };
 use tenantry_db::{
     Actor, AdminScope, Db, DbError, FromRow, Prepared, ProjectAccess, Row, TenantScope, Tx,
+    UserScope,
 };
 use tenantry_identity::{User, UserStatus};
 
@@ -463,6 +464,12 @@ pub(crate) fn scope_for_new_tenant(
         },
         Arc::new(origin.clone()),
     )
+}
+
+/// Issues the scope of `user`'s own rows across tenants (their memberships) to the user an
+/// access token, an API key or a login authenticated: every `User` a handler holds is one.
+pub fn authorize_user(user: &User) -> UserScope {
+    UserScope::for_authenticated(user.id)
 }
 
 /// Issues an administration scope (`/api/v1/admin/…`) to an active platform administrator;

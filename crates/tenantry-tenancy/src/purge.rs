@@ -3,9 +3,9 @@
 //! A deleted tenant keeps its rows (`status = 'deleted'`, `deleted_at` set) for
 //! `tenancy.deleted_retention_days`; then housekeeping removes the tenant row, and with it,
 //! through `ON DELETE CASCADE`, every row of every tenant table. The audit trail is the one
-//! tenant-keyed table without a foreign key (records must outlive ordinary deletes): its
-//! records of the tenant are deleted first, which the table admits only for tenants whose
-//! status is `deleted`. Each purge leaves one `tenant.purged` record in the platform chain.
+//! tenant-keyed table without a foreign key (records must outlive ordinary deletes): audit
+//! erases the tenant's records first (`tenantry_audit::erase_tenant_trail`), which it admits
+//! only for tenants whose status is `deleted`. Each purge leaves one `tenant.purged` record in the platform chain.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_query::{Expr, ExprTrait, Order, Query};
@@ -96,13 +96,7 @@ async fn purge_one(
     cutoff: DateTime<Utc>,
 ) -> Result<Option<u64>, TenancyError> {
     let mut tx = db.begin_admin(scope).await?;
-    let audit_records = tx
-        .execute(
-            Query::delete()
-                .from_table("audit_logs")
-                .and_where(Expr::col("tenant_id").eq(tenant.id)),
-        )
-        .await?;
+    let audit_records = tenantry_audit::erase_tenant_trail(&mut tx, tenant.id).await?;
     let removed = tx
         .execute(
             Query::delete()

@@ -137,10 +137,10 @@ pub(crate) async fn fetch(tx: &mut Tx, id: TenantId) -> Result<Option<Tenant>, T
         .await?)
 }
 
-/// The tenants `user_id` belongs to, with their role, newest first.
+/// The tenants the scope's user belongs to, with their role, newest first.
 pub async fn list_my_tenants(
     db: &Db,
-    user_id: UserId,
+    scope: &UserScope,
     page: &PageRequest,
 ) -> Result<Page<TenantMembership>, TenancyError> {
     let mut query = Query::select();
@@ -152,16 +152,14 @@ pub async fn list_my_tenants(
             "tenants",
             Expr::col(("tenants", "id")).equals(("memberships", "tenant_id")),
         )
-        .and_where(Expr::col(("memberships", "user_id")).eq(user_id))
+        .and_where(Expr::col(("memberships", "user_id")).eq(scope.user_id()))
         .and_where(Expr::col(("tenants", "status")).ne(TenantStatus::Deleted.as_str()))
         .order_by(("tenants", "id"), Order::Desc)
         .limit(page.fetch_limit());
     if let Some(after) = page.after {
         query.and_where(Expr::col(("tenants", "id")).lt(after.0));
     }
-    let mut tx = db
-        .begin_user(&UserScope::for_authenticated(user_id), false)
-        .await?;
+    let mut tx = db.begin_user(scope, false).await?;
     let rows: Vec<TenantMembership> = tx.fetch_all(&query).await?;
     tx.commit().await?;
     Ok(Page::from_rows(rows, page, |m| m.tenant.id.as_uuid()))

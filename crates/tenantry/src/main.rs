@@ -1,5 +1,7 @@
 //! The `tenantry` binary: `serve` (default), `migrate`, `admin`, `openapi`.
 
+#[cfg(test)]
+mod boundaries;
 mod config;
 
 use std::{path::PathBuf, process::ExitCode};

@@ -358,8 +358,8 @@ impl Store {
 }
 
 /// Deletes rows older than 24 hours, of every tenant. Safe to run on every node at once.
-pub async fn prune(db: &Db) -> Result<u64, DbError> {
-    let mut tx = db.begin_admin(&AdminScope::for_housekeeping()).await?;
+pub async fn prune(db: &Db, scope: &AdminScope) -> Result<u64, DbError> {
+    let mut tx = db.begin_admin(scope).await?;
     let pruned = tx
         .execute(
             Query::delete()

@@ -159,8 +159,12 @@ pub async fn login(
             &client,
         )
         .await?;
-    let memberships =
-        tenantry_tenancy::list_my_tenants(&state.db, user.id, &PageRequest::first(200)).await?;
+    let memberships = tenantry_tenancy::list_my_tenants(
+        &state.db,
+        &tenantry_tenancy::authz::authorize_user(&user),
+        &PageRequest::first(200),
+    )
+    .await?;
     Ok(Json(LoginResponse {
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,

@@ -121,7 +121,12 @@ pub async fn my_tenants(
 ) -> Result<Json<Page<TenantMembership>>, Problem> {
     let page = page.try_into()?;
     Ok(Json(
-        tenantry_tenancy::list_my_tenants(&state.db, caller.user.id, &page).await?,
+        tenantry_tenancy::list_my_tenants(
+            &state.db,
+            &tenantry_tenancy::authz::authorize_user(&caller.user),
+            &page,
+        )
+        .await?,
     ))
 }
 

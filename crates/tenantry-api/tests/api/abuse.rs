@@ -226,7 +226,12 @@ async fn pruning_removes_what_can_never_matter_again(app: TestApp) {
     ))
     .await
     .unwrap();
-    let pruned = app.state.identity.prune().await.unwrap();
+    let pruned = app
+        .state
+        .identity
+        .prune(&[tenantry_tenancy::member_user_ids()])
+        .await
+        .unwrap();
     assert_eq!(pruned.guests, 1, "{pruned:?}");
     assert_eq!(pruned.refresh_tokens, 1, "{pruned:?}");
     assert_eq!(pruned.sessions, 1, "{pruned:?}");
@@ -241,6 +246,11 @@ async fn pruning_removes_what_can_never_matter_again(app: TestApp) {
     app.get("/api/v1/users/me", Some(token)).await.assert(200);
     app.login(&email).await;
     // Nothing left to do the second time.
-    let again = app.state.identity.prune().await.unwrap();
+    let again = app
+        .state
+        .identity
+        .prune(&[tenantry_tenancy::member_user_ids()])
+        .await
+        .unwrap();
     assert_eq!(again, tenantry_identity::Pruned::default());
 }

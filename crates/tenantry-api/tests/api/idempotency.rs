@@ -386,13 +386,13 @@ async fn expired_keys_are_forgotten_and_pruned(app: TestApp) {
         .assert(201);
     expire(&app, "k2").await;
     assert_eq!(
-        tenantry_api::prune_idempotency_keys(&app.state)
+        tenantry_api::prune_idempotency_keys(&app.state, &AdminScope::for_housekeeping())
             .await
             .unwrap(),
         1
     );
     assert_eq!(
-        tenantry_api::prune_idempotency_keys(&app.state)
+        tenantry_api::prune_idempotency_keys(&app.state, &AdminScope::for_housekeeping())
             .await
             .unwrap(),
         0

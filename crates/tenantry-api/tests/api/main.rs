@@ -32,6 +32,7 @@ mod recovery;
 mod rls;
 mod roles;
 mod rotation;
+mod schedule;
 mod settings;
 mod sweep;
 mod tenants;
