@@ -1,19 +1,28 @@
 //! Domain events, recorded in the transaction of the change they describe.
 //!
-//! [`emit`] appends a CloudEvents 1.0 event (`specversion`, `id`, `source`, `type`, `time`,
-//! `subject`, `tenantid`, `userid`, `data`) to the `domain_events` table inside the caller's
-//! tenant transaction: an event exists exactly when its change committed. The table is the
+//! A service records a change with [`record_change`]: the audit record and the event in one
+//! call, inside the transaction of the change, so neither exists without the other and neither
+//! outlives a rollback. The event types and their `data` schemas are the [`EventType`] catalog.
+//!
+//! Each event is a CloudEvents 1.0 event (`specversion`, `id`, `source`, `type`, `time`,
+//! `subject`, `tenantid`, `userid`, `data`) appended to the `domain_events` table inside the
+//! tenant transaction of the change: an event exists exactly when its change committed. The table is the
 //! outbox of the asynchronous backbone, whose relay will deliver unpublished rows
 //! (`published_at IS NULL`) to in-process subscribers and Kafka and mark them; until then the
 //! rows wait there, in order of their time-ordered ids.
 
+mod catalog;
 pub mod migrations;
 
+pub use catalog::EventType;
+
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, Order, Query};
 use serde::Serialize;
 use serde_json::Value;
-use tenantry_core::TenantId;
+use tenantry_audit::{AuditActor, Chain, Entry};
+use tenantry_core::{Origin, TenantId};
 use tenantry_db::{DbError, FromRow, Row, TenantScope, Tx};
 use uuid::Uuid;
 
@@ -57,24 +66,90 @@ pub fn source_of(tenant: TenantId) -> String {
     format!("/tenants/{tenant}")
 }
 
-/// Appends `event_type` about `subject` with `data` to the outbox inside `tx`, a transaction
-/// of `scope`'s tenant. Returns the event.
-pub async fn emit(
+/// The event half of a change: its type, subject and `data`.
+#[derive(Debug)]
+pub struct Event {
+    event_type: EventType,
+    subject: String,
+    data: Result<Value, serde_json::Error>,
+}
+
+impl Event {
+    /// `event_type` about `subject` (relative to the tenant, e.g. `projects/{id}`) with
+    /// `data`, the resource as its GET returns it.
+    pub fn new(event_type: EventType, subject: String, data: &impl Serialize) -> Self {
+        Self {
+            event_type,
+            subject,
+            data: serde_json::to_value(data),
+        }
+    }
+
+    /// An update: the resource after it plus `changes`, the names of the fields it set.
+    pub fn updated(
+        event_type: EventType,
+        subject: String,
+        data: &impl Serialize,
+        changes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        let mut event = Self::new(event_type, subject, data);
+        if let Ok(Value::Object(map)) = &mut event.data {
+            let changes: Vec<Value> = changes
+                .into_iter()
+                .map(|c| Value::String(c.into()))
+                .collect();
+            map.insert("changes".to_owned(), changes.into());
+        }
+        event
+    }
+}
+
+/// Records a change of `scope`'s tenant inside `tx`: the audit record `audit` (as the scope's
+/// actor and origin) and the domain event `event`. Returns the event.
+pub async fn record_change(
     tx: &mut Tx,
     scope: &TenantScope,
-    event_type: &str,
-    subject: String,
-    data: Value,
+    audit: Entry,
+    event: Event,
 ) -> Result<CloudEvent, DbError> {
+    record_change_in(
+        tx,
+        scope.tenant_id(),
+        scope.actor().into(),
+        scope.origin(),
+        audit,
+        event,
+    )
+    .await
+}
+
+/// [`record_change`] for a change of `tenant` made outside a tenant scope (platform
+/// administration). `tx` must be able to write the tenant's rows.
+pub async fn record_change_in(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: AuditActor,
+    origin: &Origin,
+    audit: Entry,
+    event: Event,
+) -> Result<CloudEvent, DbError> {
+    let data = event
+        .data
+        .with_context(|| format!("serialising the data of {}", event.event_type.as_str()))?;
+    if !data.is_object() {
+        return Err(
+            anyhow::anyhow!("the data of {} is not an object", event.event_type.as_str()).into(),
+        );
+    }
     let event = CloudEvent {
         specversion: SPEC_VERSION,
         id: Uuid::now_v7(),
-        source: source_of(scope.tenant_id()),
-        event_type: event_type.to_owned(),
+        source: source_of(tenant),
+        event_type: event.event_type.as_str().to_owned(),
         time: tenantry_core::now(),
-        subject,
-        tenantid: scope.tenant_id().as_uuid(),
-        userid: scope.actor().user_id().map(|u| u.as_uuid()),
+        subject: event.subject,
+        tenantid: tenant.as_uuid(),
+        userid: actor.user_id().map(|u| u.as_uuid()),
         data,
     };
     tx.execute(
@@ -93,6 +168,7 @@ pub async fn emit(
             ]),
     )
     .await?;
+    tenantry_audit::record_in(tx, Chain::Tenant(tenant), actor, origin, audit).await?;
     Ok(event)
 }
 
