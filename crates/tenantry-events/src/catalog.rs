@@ -32,11 +32,12 @@ pub enum EventType {
     DocumentUploaded,
     DocumentUpdated,
     DocumentDeleted,
+    FileDeleted,
 }
 
 impl EventType {
     /// Every type, in the order the docs list them.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 25] = [
         Self::TenantCreated,
         Self::TenantUpdated,
         Self::TenantSuspended,
@@ -61,6 +62,7 @@ impl EventType {
         Self::DocumentUploaded,
         Self::DocumentUpdated,
         Self::DocumentDeleted,
+        Self::FileDeleted,
     ];
 
     /// The CloudEvents `type`.
@@ -101,6 +103,7 @@ impl EventType {
         const PROJECT_MEMBER: &str = "projects/{project_id}/members/{user_id}";
         const API_KEY: &str = "api-keys/{api_key_id}";
         const DOCUMENT: &str = "documents/{document_id}";
+        const FILE: &str = "files/{file_id}";
         match self {
             Self::TenantCreated => (
                 "tenant.created",
@@ -245,6 +248,12 @@ impl EventType {
                 "DocumentDeleted",
                 DOCUMENT,
                 "A document was deleted.",
+            ),
+            Self::FileDeleted => (
+                "file.deleted",
+                "File",
+                FILE,
+                "A stored file no document references was deleted (`data` as it was before).",
             ),
         }
     }

@@ -126,11 +126,16 @@ impl Files {
             },
         )
         .await?;
-        tenantry_audit::record(
+        tenantry_events::record_change(
             &mut tx,
             scope,
             Entry::new("file.deleted", "file", id)
                 .with_summary(json!({"sha256": file.sha256, "size": file.size})),
+            tenantry_events::Event::new(
+                tenantry_events::EventType::FileDeleted,
+                format!("files/{id}"),
+                &file,
+            ),
         )
         .await?;
         tx.commit().await?;
