@@ -251,7 +251,7 @@ impl EventType {
             ),
             Self::FileDeleted => (
                 "file.deleted",
-                "File",
+                "FileDetail",
                 FILE,
                 "A stored file no document references was deleted (`data` as it was before).",
             ),

@@ -134,7 +134,11 @@ impl Files {
             tenantry_events::Event::new(
                 tenantry_events::EventType::FileDeleted,
                 format!("files/{id}"),
-                &file,
+                // As its GET showed it last: with no document (a referenced file stays).
+                &FileDetail {
+                    file: file.clone(),
+                    documents: Vec::new(),
+                },
             ),
         )
         .await?;

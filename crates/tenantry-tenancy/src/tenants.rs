@@ -255,7 +255,11 @@ pub async fn delete_tenant(db: &Db, scope: &TenantScope) -> Result<(), TenancyEr
         &mut tx,
         scope,
         Entry::new("tenant.deleted", "tenant", scope.tenant_id()),
-        Event::new(EventType::TenantDeleted, subject(scope.tenant_id()), &tenant),
+        Event::new(
+            EventType::TenantDeleted,
+            subject(scope.tenant_id()),
+            &tenant,
+        ),
     )
     .await?;
     tx.commit().await?;
