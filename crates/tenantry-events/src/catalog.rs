@@ -139,7 +139,7 @@ impl EventType {
                 "member.added",
                 "Member",
                 MEMBER,
-                "A user joined (added directly or by accepting an invitation).",
+                "A user joined by accepting an invitation.",
             ),
             Self::MemberRoleChanged => (
                 "member.role_changed",
