@@ -33,11 +33,28 @@ pub enum EventType {
     DocumentUpdated,
     DocumentDeleted,
     FileDeleted,
+    UserRegistered,
+    UserUpdated,
+    UserEmailVerified,
+    UserPasswordChanged,
+    UserMfaEnabled,
+    UserMfaDisabled,
+    UserDisabled,
+    UserEnabled,
+}
+
+/// Where an event is stored and whose it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventScope {
+    /// A tenant's change: `domain_events`, source `/tenants/{tenant_id}`.
+    Tenant,
+    /// An account's change, in no tenant: `platform_events`, source `/users/{user_id}`.
+    Account,
 }
 
 impl EventType {
     /// Every type, in the order the docs list them.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 33] = [
         Self::TenantCreated,
         Self::TenantUpdated,
         Self::TenantSuspended,
@@ -63,6 +80,14 @@ impl EventType {
         Self::DocumentUpdated,
         Self::DocumentDeleted,
         Self::FileDeleted,
+        Self::UserRegistered,
+        Self::UserUpdated,
+        Self::UserEmailVerified,
+        Self::UserPasswordChanged,
+        Self::UserMfaEnabled,
+        Self::UserMfaDisabled,
+        Self::UserDisabled,
+        Self::UserEnabled,
     ];
 
     /// The CloudEvents `type`.
@@ -85,11 +110,30 @@ impl EventType {
         self.describe().3
     }
 
+    /// Whether a tenant or an account changed.
+    pub const fn scope(self) -> EventScope {
+        match self {
+            Self::UserRegistered
+            | Self::UserUpdated
+            | Self::UserEmailVerified
+            | Self::UserPasswordChanged
+            | Self::UserMfaEnabled
+            | Self::UserMfaDisabled
+            | Self::UserDisabled
+            | Self::UserEnabled => EventScope::Account,
+            _ => EventScope::Tenant,
+        }
+    }
+
     /// Whether `data` carries `changes`: the names of the fields the update set.
     pub const fn is_update(self) -> bool {
         matches!(
             self,
-            Self::TenantUpdated | Self::RoleUpdated | Self::ProjectUpdated | Self::DocumentUpdated
+            Self::TenantUpdated
+                | Self::RoleUpdated
+                | Self::ProjectUpdated
+                | Self::DocumentUpdated
+                | Self::UserUpdated
         )
     }
 
@@ -104,6 +148,7 @@ impl EventType {
         const API_KEY: &str = "api-keys/{api_key_id}";
         const DOCUMENT: &str = "documents/{document_id}";
         const FILE: &str = "files/{file_id}";
+        const USER: &str = "users/{user_id}";
         match self {
             Self::TenantCreated => (
                 "tenant.created",
@@ -254,6 +299,54 @@ impl EventType {
                 "FileDetail",
                 FILE,
                 "A stored file no document references was deleted (`data` as it was before).",
+            ),
+            Self::UserRegistered => (
+                "user.registered",
+                "UserView",
+                USER,
+                "Someone signed up (with or without a first tenant).",
+            ),
+            Self::UserUpdated => (
+                "user.updated",
+                "UserView",
+                USER,
+                "The user changed their profile or preferences.",
+            ),
+            Self::UserEmailVerified => (
+                "user.email_verified",
+                "UserView",
+                USER,
+                "The user followed their verification link.",
+            ),
+            Self::UserPasswordChanged => (
+                "user.password_changed",
+                "UserView",
+                USER,
+                "The password was changed, or reset through a mailed link.",
+            ),
+            Self::UserMfaEnabled => (
+                "user.mfa_enabled",
+                "UserView",
+                USER,
+                "The user confirmed a TOTP enrolment.",
+            ),
+            Self::UserMfaDisabled => (
+                "user.mfa_disabled",
+                "UserView",
+                USER,
+                "The user turned TOTP off.",
+            ),
+            Self::UserDisabled => (
+                "user.disabled",
+                "UserView",
+                USER,
+                "A platform administrator disabled the account.",
+            ),
+            Self::UserEnabled => (
+                "user.enabled",
+                "UserView",
+                USER,
+                "A platform administrator enabled the account again.",
             ),
         }
     }

@@ -14,7 +14,7 @@
 mod catalog;
 pub mod migrations;
 
-pub use catalog::EventType;
+pub use catalog::{EventScope, EventType};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -22,7 +22,7 @@ use sea_query::{Expr, ExprTrait, Order, Query};
 use serde::Serialize;
 use serde_json::Value;
 use tenantry_audit::{AuditActor, Chain, Entry};
-use tenantry_core::{Origin, TenantId};
+use tenantry_core::{Origin, TenantId, UserId};
 use tenantry_db::{DbError, FromRow, Row, TenantScope, Tx};
 use uuid::Uuid;
 
@@ -43,7 +43,9 @@ pub struct CloudEvent {
     pub time: DateTime<Utc>,
     /// What it happened to: `documents/{id}`.
     pub subject: String,
-    pub tenantid: Uuid,
+    /// The tenant that changed; absent for an account's events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenantid: Option<Uuid>,
     /// The person who caused it (an API key's creator), if any.
     pub userid: Option<Uuid>,
     pub data: Value,
@@ -133,25 +135,13 @@ pub async fn record_change_in(
     audit: Entry,
     event: Event,
 ) -> Result<CloudEvent, DbError> {
-    let data = event
-        .data
-        .with_context(|| format!("serialising the data of {}", event.event_type.as_str()))?;
-    if !data.is_object() {
-        return Err(
-            anyhow::anyhow!("the data of {} is not an object", event.event_type.as_str()).into(),
-        );
-    }
-    let event = CloudEvent {
-        specversion: SPEC_VERSION,
-        id: Uuid::now_v7(),
-        source: source_of(tenant),
-        event_type: event.event_type.as_str().to_owned(),
-        time: tenantry_core::now(),
-        subject: event.subject,
-        tenantid: tenant.as_uuid(),
-        userid: actor.user_id().map(|u| u.as_uuid()),
-        data,
-    };
+    let event = cloud_event(
+        event,
+        EventScope::Tenant,
+        source_of(tenant),
+        Some(tenant),
+        actor,
+    )?;
     tx.execute(
         Query::insert()
             .into_table("domain_events")
@@ -172,11 +162,85 @@ pub async fn record_change_in(
     Ok(event)
 }
 
+/// Records a change of `user`'s account inside `tx`, a platform transaction (accounts
+/// belong to no tenant): the audit record in the account's chain and the event in
+/// `platform_events`, source `/users/{user}`, without `tenantid`. Returns the event.
+pub async fn record_account_change(
+    tx: &mut Tx,
+    user: UserId,
+    actor: AuditActor,
+    origin: &Origin,
+    audit: Entry,
+    event: Event,
+) -> Result<CloudEvent, DbError> {
+    let event = cloud_event(
+        event,
+        EventScope::Account,
+        format!("/users/{user}"),
+        None,
+        actor,
+    )?;
+    tx.execute(
+        Query::insert()
+            .into_table("platform_events")
+            .columns(["id", "type", "source", "subject", "time", "user_id", "data"])
+            .values_panic([
+                event.id.into(),
+                event.event_type.clone().into(),
+                event.source.clone().into(),
+                event.subject.clone().into(),
+                event.time.into(),
+                event.userid.into(),
+                event.data.clone().into(),
+            ]),
+    )
+    .await?;
+    tenantry_audit::record_in(tx, Chain::User(user), actor, origin, audit).await?;
+    Ok(event)
+}
+
+/// The CloudEvent of `event` as `actor` caused it; refused when the type belongs to the
+/// other `scope` (a tenant's type in the platform outbox or the reverse).
+fn cloud_event(
+    event: Event,
+    scope: EventScope,
+    source: String,
+    tenant: Option<TenantId>,
+    actor: AuditActor,
+) -> Result<CloudEvent, DbError> {
+    if event.event_type.scope() != scope {
+        return Err(anyhow::anyhow!(
+            "{} is not an event of this outbox",
+            event.event_type.as_str()
+        )
+        .into());
+    }
+    let data = event
+        .data
+        .with_context(|| format!("serialising the data of {}", event.event_type.as_str()))?;
+    if !data.is_object() {
+        return Err(
+            anyhow::anyhow!("the data of {} is not an object", event.event_type.as_str()).into(),
+        );
+    }
+    Ok(CloudEvent {
+        specversion: SPEC_VERSION,
+        id: Uuid::now_v7(),
+        source,
+        event_type: event.event_type.as_str().to_owned(),
+        time: tenantry_core::now(),
+        subject: event.subject,
+        tenantid: tenant.map(|t| t.as_uuid()),
+        userid: actor.user_id().map(|u| u.as_uuid()),
+        data,
+    })
+}
+
 impl FromRow for CloudEvent {
     fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
         Ok(Self {
             specversion: SPEC_VERSION,
-            tenantid: row.uuid()?,
+            tenantid: Some(row.uuid()?),
             id: row.uuid()?,
             event_type: row.string()?,
             source: row.string()?,

@@ -11,7 +11,9 @@ use tenantry_db::{DbError, FromRow, Row, Tx};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{ClientInfo, Identity, IdentityError};
+use tenantry_events::{Event, EventType};
+
+use crate::{ClientInfo, Identity, IdentityError, User, UserView};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -70,6 +72,26 @@ impl SecurityEventKind {
             Self::ExternalIdentityLinked => "user.external_identity_linked",
             Self::AccountDisabled => "user.disabled",
             Self::AccountEnabled => "user.enabled",
+        }
+    }
+
+    /// The domain event of an account change, if this kind is one (refused attempts and
+    /// requests change no account state).
+    pub fn event(self) -> Option<EventType> {
+        match self {
+            Self::PasswordChanged | Self::PasswordReset => Some(EventType::UserPasswordChanged),
+            Self::EmailVerified => Some(EventType::UserEmailVerified),
+            Self::MfaEnabled => Some(EventType::UserMfaEnabled),
+            Self::MfaDisabled => Some(EventType::UserMfaDisabled),
+            Self::AccountDisabled => Some(EventType::UserDisabled),
+            Self::AccountEnabled => Some(EventType::UserEnabled),
+            Self::LoginFailed
+            | Self::LoginLocked
+            | Self::MfaFailed
+            | Self::RefreshTokenReused
+            | Self::PasswordResetRequested
+            | Self::RecoveryCodeUsed
+            | Self::ExternalIdentityLinked => None,
         }
     }
 
@@ -153,8 +175,28 @@ pub(crate) async fn record(
         summary: detail,
         project_id: None,
     };
-    let chain = user_id.map_or(Chain::Platform, Chain::User);
-    tenantry_audit::record_in(tx, chain, actor, client, entry).await
+    match (user_id, kind.event()) {
+        (Some(user_id), Some(event_type)) => {
+            // The account as it is after the change, as `GET /users/me` shows it.
+            let user: User = tx
+                .fetch_optional(&User::select(Expr::col("id").eq(user_id)))
+                .await?
+                .ok_or(DbError::RowNotFound)?;
+            let event = Event::new(event_type, user_subject(user_id), &UserView::from(&user));
+            tenantry_events::record_account_change(tx, user_id, actor, client, entry, event)
+                .await?;
+            Ok(())
+        }
+        _ => {
+            let chain = user_id.map_or(Chain::Platform, Chain::User);
+            tenantry_audit::record_in(tx, chain, actor, client, entry).await
+        }
+    }
+}
+
+/// The subject of an account's events.
+pub(crate) fn user_subject(id: UserId) -> String {
+    format!("users/{id}")
 }
 
 /// A security event as its user sees it.
