@@ -40,6 +40,16 @@ async fn platform_events(app: &TestApp, subject: &str) -> Vec<PlatformEvent> {
         .unwrap()
 }
 
+/// The types and `data` of `user_id`'s account events, oldest first (for suites that reach
+/// changes this module cannot, such as mailed links and TOTP).
+pub async fn account_events(app: &TestApp, user_id: &str) -> Vec<(String, Value)> {
+    platform_events(app, &format!("users/{user_id}"))
+        .await
+        .into_iter()
+        .map(|e| (e.0, e.4))
+        .collect()
+}
+
 async fn account_changes_emit_platform_events(app: TestApp) {
     let ada = app.register("ada@example.com").await;
     let subject = format!("users/{}", ada.id);

@@ -12,7 +12,7 @@ use crate::admin::platform_admin;
 use crate::documents::{Upload, documents, upload};
 use crate::helpers::{TestApp, TestUser};
 
-mod account;
+pub mod account;
 mod catalog;
 
 crate::backend_tests!(
