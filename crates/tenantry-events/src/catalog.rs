@@ -34,6 +34,7 @@ pub enum EventType {
     DocumentDeleted,
     FileDeleted,
     UserRegistered,
+    UserCreated,
     UserUpdated,
     UserEmailVerified,
     UserPasswordChanged,
@@ -41,6 +42,7 @@ pub enum EventType {
     UserMfaDisabled,
     UserDisabled,
     UserEnabled,
+    UserPlatformAdminGranted,
 }
 
 /// Where an event is stored and whose it is.
@@ -54,7 +56,7 @@ pub enum EventScope {
 
 impl EventType {
     /// Every type, in the order the docs list them.
-    pub const ALL: [Self; 33] = [
+    pub const ALL: [Self; 35] = [
         Self::TenantCreated,
         Self::TenantUpdated,
         Self::TenantSuspended,
@@ -81,6 +83,7 @@ impl EventType {
         Self::DocumentDeleted,
         Self::FileDeleted,
         Self::UserRegistered,
+        Self::UserCreated,
         Self::UserUpdated,
         Self::UserEmailVerified,
         Self::UserPasswordChanged,
@@ -88,6 +91,7 @@ impl EventType {
         Self::UserMfaDisabled,
         Self::UserDisabled,
         Self::UserEnabled,
+        Self::UserPlatformAdminGranted,
     ];
 
     /// The CloudEvents `type`.
@@ -114,6 +118,8 @@ impl EventType {
     pub const fn scope(self) -> EventScope {
         match self {
             Self::UserRegistered
+            | Self::UserCreated
+            | Self::UserPlatformAdminGranted
             | Self::UserUpdated
             | Self::UserEmailVerified
             | Self::UserPasswordChanged
@@ -306,6 +312,13 @@ impl EventType {
                 USER,
                 "Someone signed up (with or without a first tenant).",
             ),
+            Self::UserCreated => (
+                "user.created",
+                "UserView",
+                USER,
+                "An account was created without a sign-up: a guest, a first sign-in through an \
+                 external issuer, or a platform administrator from the command line.",
+            ),
             Self::UserUpdated => (
                 "user.updated",
                 "UserView",
@@ -347,6 +360,12 @@ impl EventType {
                 "UserView",
                 USER,
                 "A platform administrator enabled the account again.",
+            ),
+            Self::UserPlatformAdminGranted => (
+                "user.platform_admin_granted",
+                "UserView",
+                USER,
+                "The command line made an existing account a platform administrator.",
             ),
         }
     }

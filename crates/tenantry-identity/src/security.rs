@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, Order, Query};
 use serde::Serialize;
 use tenantry_audit::{AuditActor, Chain, Entry, Outcome};
-use tenantry_core::{Page, PageRequest, UserId};
+use tenantry_core::{Origin, Page, PageRequest, UserId};
 use tenantry_db::{DbError, FromRow, Row, Tx};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -177,21 +177,32 @@ pub(crate) async fn record(
     };
     match (user_id, kind.event()) {
         (Some(user_id), Some(event_type)) => {
-            // The account as it is after the change, as `GET /users/me` shows it.
-            let user: User = tx
-                .fetch_optional(&User::select(Expr::col("id").eq(user_id)))
-                .await?
-                .ok_or(DbError::RowNotFound)?;
-            let event = Event::new(event_type, user_subject(user_id), &UserView::from(&user));
-            tenantry_events::record_account_change(tx, user_id, actor, client, entry, event)
-                .await?;
-            Ok(())
+            record_account(tx, user_id, actor, client, entry, event_type).await
         }
         _ => {
             let chain = user_id.map_or(Chain::Platform, Chain::User);
             tenantry_audit::record_in(tx, chain, actor, client, entry).await
         }
     }
+}
+
+/// Records a change of account `user` inside `tx`: `entry` in its audit chain and an
+/// `event_type` event whose `data` is the account as it is now, as `GET /users/me` shows it.
+pub(crate) async fn record_account(
+    tx: &mut Tx,
+    user: UserId,
+    actor: AuditActor,
+    origin: &Origin,
+    entry: Entry,
+    event_type: EventType,
+) -> Result<(), DbError> {
+    let account: User = tx
+        .fetch_optional(&User::select(Expr::col("id").eq(user)))
+        .await?
+        .ok_or(DbError::RowNotFound)?;
+    let event = Event::new(event_type, user_subject(user), &UserView::from(&account));
+    tenantry_events::record_account_change(tx, user, actor, origin, entry, event).await?;
+    Ok(())
 }
 
 /// The subject of an account's events.

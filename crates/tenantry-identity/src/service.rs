@@ -18,7 +18,7 @@ use crate::{
     IdentityError, KeyRing, PasswordHasher, User, UserStatus, UserView,
     keys::{self, Rotation},
     oidc::{ExternalProviders, peek_issuer},
-    security::{audit, user_subject},
+    security::{record_account, user_subject},
     tokens::{self, Refusal, TokenSettings, VerifiedAccess},
 };
 
@@ -417,12 +417,13 @@ impl Identity {
             )
             .await?;
             let user = Self::user_in(&mut tx, existing.id).await?;
-            audit(
+            record_account(
                 &mut tx,
                 user.id,
                 AuditActor::System,
                 &Origin::NONE,
                 Entry::new("user.platform_admin_granted", "user", user.id),
+                EventType::UserPlatformAdminGranted,
             )
             .await?;
             tx.commit().await?;
@@ -437,13 +438,14 @@ impl Identity {
         };
         let mut tx = self.db.begin_write().await?;
         let user = Self::insert_user(&mut tx, &new, hash, true).await?;
-        audit(
+        record_account(
             &mut tx,
             user.id,
             AuditActor::System,
             &Origin::NONE,
             Entry::new("user.created", "user", user.id)
                 .with_summary(json!({ "email": user.email, "platform_admin": true })),
+            EventType::UserCreated,
         )
         .await?;
         tx.commit().await?;

@@ -110,6 +110,36 @@ async fn account_changes_emit_platform_events(app: TestApp) {
     assert_eq!(updated, changed.body);
     assert_eq!(events[2].4["first_name"], "Augusta");
 
+    // The administrator: registered, then promoted from the command line.
+    let types = |events: Vec<(String, Value)>| -> Vec<String> {
+        events.into_iter().map(|(t, _)| t).collect()
+    };
+    assert_eq!(
+        types(account_events(&app, &root.id).await),
+        ["user.registered", "user.platform_admin_granted"]
+    );
+    // A guest and a new administrator are created without a sign-up.
+    let guest = app.post("/api/v1/auth/guest", None, json!({})).await;
+    guest.assert(201);
+    let guest_id = guest.body["user"]["id"].as_str().unwrap();
+    let events = account_events(&app, guest_id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "user.created");
+    assert_eq!(events[0].1, guest.body["user"]);
+    let (created, _) = app
+        .state
+        .identity
+        .create_superuser(
+            tenantry_core::Email::parse("ops@example.com").unwrap(),
+            tenantry_core::Password::parse(PASSWORD).unwrap(),
+        )
+        .await
+        .unwrap();
+    let events = account_events(&app, &created.id.to_string()).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "user.created");
+    assert_eq!(events[0].1["is_platform_admin"], true);
+
     // Each has its record in the account's audit chain, in its transaction.
     let user: uuid::Uuid = ada.id.parse().unwrap();
     let actions: Vec<String> = app
