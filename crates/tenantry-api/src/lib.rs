@@ -101,6 +101,12 @@ pub fn migrations() -> Vec<Migration> {
         license(name = "Apache-2.0"),
     ),
     modifiers(&BearerAuth),
+    // The domain events and the `data` schemas of theirs no response uses (docs/events.md).
+    components(schemas(
+        tenantry_events::CloudEvent,
+        tenantry_files::DocumentUploaded,
+        tenantry_files::DocumentDeleted,
+    )),
     tags(
         (name = "identity", description = "Accounts, sessions and tokens"),
         (name = "tenancy", description = "Tenants, members, roles and projects"),

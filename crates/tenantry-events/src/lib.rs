@@ -1,19 +1,28 @@
 //! Domain events, recorded in the transaction of the change they describe.
 //!
-//! [`emit`] appends a CloudEvents 1.0 event (`specversion`, `id`, `source`, `type`, `time`,
-//! `subject`, `tenantid`, `userid`, `data`) to the `domain_events` table inside the caller's
-//! tenant transaction: an event exists exactly when its change committed. The table is the
+//! A service records a change with [`record_change`]: the audit record and the event in one
+//! call, inside the transaction of the change, so neither exists without the other and neither
+//! outlives a rollback. The event types and their `data` schemas are the [`EventType`] catalog.
+//!
+//! Each event is a CloudEvents 1.0 event (`specversion`, `id`, `source`, `type`, `time`,
+//! `subject`, `tenantid`, `userid`, `data`) appended to the `domain_events` table inside the
+//! tenant transaction of the change: an event exists exactly when its change committed. The table is the
 //! outbox of the asynchronous backbone, whose relay will deliver unpublished rows
 //! (`published_at IS NULL`) to in-process subscribers and Kafka and mark them; until then the
 //! rows wait there, in order of their time-ordered ids.
 
+mod catalog;
 pub mod migrations;
 
+pub use catalog::{EventScope, EventType};
+
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, Order, Query};
 use serde::Serialize;
 use serde_json::Value;
-use tenantry_core::TenantId;
+use tenantry_audit::{AuditActor, Chain, Entry};
+use tenantry_core::{Origin, TenantId, UserId};
 use tenantry_db::{DbError, FromRow, Row, TenantScope, Tx};
 use uuid::Uuid;
 
@@ -34,7 +43,9 @@ pub struct CloudEvent {
     pub time: DateTime<Utc>,
     /// What it happened to: `documents/{id}`.
     pub subject: String,
-    pub tenantid: Uuid,
+    /// The tenant that changed; absent for an account's events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenantid: Option<Uuid>,
     /// The person who caused it (an API key's creator), if any.
     pub userid: Option<Uuid>,
     pub data: Value,
@@ -57,26 +68,80 @@ pub fn source_of(tenant: TenantId) -> String {
     format!("/tenants/{tenant}")
 }
 
-/// Appends `event_type` about `subject` with `data` to the outbox inside `tx`, a transaction
-/// of `scope`'s tenant. Returns the event.
-pub async fn emit(
+/// The event half of a change: its type, subject and `data`.
+#[derive(Debug)]
+pub struct Event {
+    event_type: EventType,
+    subject: String,
+    data: Result<Value, serde_json::Error>,
+}
+
+impl Event {
+    /// `event_type` about `subject` (relative to the tenant, e.g. `projects/{id}`) with
+    /// `data`, the resource as its GET returns it.
+    pub fn new(event_type: EventType, subject: String, data: &impl Serialize) -> Self {
+        Self {
+            event_type,
+            subject,
+            data: serde_json::to_value(data),
+        }
+    }
+
+    /// An update: the resource after it plus `changes`, the names of the fields it set.
+    pub fn updated(
+        event_type: EventType,
+        subject: String,
+        data: &impl Serialize,
+        changes: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        let mut event = Self::new(event_type, subject, data);
+        if let Ok(Value::Object(map)) = &mut event.data {
+            let changes: Vec<Value> = changes
+                .into_iter()
+                .map(|c| Value::String(c.into()))
+                .collect();
+            map.insert("changes".to_owned(), changes.into());
+        }
+        event
+    }
+}
+
+/// Records a change of `scope`'s tenant inside `tx`: the audit record `audit` (as the scope's
+/// actor and origin) and the domain event `event`. Returns the event.
+pub async fn record_change(
     tx: &mut Tx,
     scope: &TenantScope,
-    event_type: &str,
-    subject: String,
-    data: Value,
+    audit: Entry,
+    event: Event,
 ) -> Result<CloudEvent, DbError> {
-    let event = CloudEvent {
-        specversion: SPEC_VERSION,
-        id: Uuid::now_v7(),
-        source: source_of(scope.tenant_id()),
-        event_type: event_type.to_owned(),
-        time: tenantry_core::now(),
-        subject,
-        tenantid: scope.tenant_id().as_uuid(),
-        userid: scope.actor().user_id().map(|u| u.as_uuid()),
-        data,
-    };
+    record_change_in(
+        tx,
+        scope.tenant_id(),
+        scope.actor().into(),
+        scope.origin(),
+        audit,
+        event,
+    )
+    .await
+}
+
+/// [`record_change`] for a change of `tenant` made outside a tenant scope (platform
+/// administration). `tx` must be able to write the tenant's rows.
+pub async fn record_change_in(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: AuditActor,
+    origin: &Origin,
+    audit: Entry,
+    event: Event,
+) -> Result<CloudEvent, DbError> {
+    let event = cloud_event(
+        event,
+        EventScope::Tenant,
+        source_of(tenant),
+        Some(tenant),
+        actor,
+    )?;
     tx.execute(
         Query::insert()
             .into_table("domain_events")
@@ -93,14 +158,89 @@ pub async fn emit(
             ]),
     )
     .await?;
+    tenantry_audit::record_in(tx, Chain::Tenant(tenant), actor, origin, audit).await?;
     Ok(event)
+}
+
+/// Records a change of `user`'s account inside `tx`, a platform transaction (accounts
+/// belong to no tenant): the audit record in the account's chain and the event in
+/// `platform_events`, source `/users/{user}`, without `tenantid`. Returns the event.
+pub async fn record_account_change(
+    tx: &mut Tx,
+    user: UserId,
+    actor: AuditActor,
+    origin: &Origin,
+    audit: Entry,
+    event: Event,
+) -> Result<CloudEvent, DbError> {
+    let event = cloud_event(
+        event,
+        EventScope::Account,
+        format!("/users/{user}"),
+        None,
+        actor,
+    )?;
+    tx.execute(
+        Query::insert()
+            .into_table("platform_events")
+            .columns(["id", "type", "source", "subject", "time", "user_id", "data"])
+            .values_panic([
+                event.id.into(),
+                event.event_type.clone().into(),
+                event.source.clone().into(),
+                event.subject.clone().into(),
+                event.time.into(),
+                event.userid.into(),
+                event.data.clone().into(),
+            ]),
+    )
+    .await?;
+    tenantry_audit::record_in(tx, Chain::User(user), actor, origin, audit).await?;
+    Ok(event)
+}
+
+/// The CloudEvent of `event` as `actor` caused it; refused when the type belongs to the
+/// other `scope` (a tenant's type in the platform outbox or the reverse).
+fn cloud_event(
+    event: Event,
+    scope: EventScope,
+    source: String,
+    tenant: Option<TenantId>,
+    actor: AuditActor,
+) -> Result<CloudEvent, DbError> {
+    if event.event_type.scope() != scope {
+        return Err(anyhow::anyhow!(
+            "{} is not an event of this outbox",
+            event.event_type.as_str()
+        )
+        .into());
+    }
+    let data = event
+        .data
+        .with_context(|| format!("serialising the data of {}", event.event_type.as_str()))?;
+    if !data.is_object() {
+        return Err(
+            anyhow::anyhow!("the data of {} is not an object", event.event_type.as_str()).into(),
+        );
+    }
+    Ok(CloudEvent {
+        specversion: SPEC_VERSION,
+        id: Uuid::now_v7(),
+        source,
+        event_type: event.event_type.as_str().to_owned(),
+        time: tenantry_core::now(),
+        subject: event.subject,
+        tenantid: tenant.map(|t| t.as_uuid()),
+        userid: actor.user_id().map(|u| u.as_uuid()),
+        data,
+    })
 }
 
 impl FromRow for CloudEvent {
     fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
         Ok(Self {
             specversion: SPEC_VERSION,
-            tenantid: row.uuid()?,
+            tenantid: Some(row.uuid()?),
             id: row.uuid()?,
             event_type: row.string()?,
             source: row.string()?,

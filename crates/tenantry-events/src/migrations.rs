@@ -36,4 +36,30 @@ const DOMAIN_EVENTS: Migration = Migration {
     down: |_| vec!["DROP TABLE domain_events;".to_owned()],
 };
 
-pub const MIGRATIONS: &[Migration] = &[DOMAIN_EVENTS];
+/// `platform_events`: events of accounts, which belong to no tenant (`user.registered`,
+/// `user.password_changed`, …). A platform table: written by identity's platform
+/// transactions as the connecting role; the request role `tenantry_app` gets no privilege on
+/// it, so no tenant transaction can read or write it (ADR 0013).
+const PLATFORM_EVENTS: Migration = Migration {
+    version: 2026121340,
+    name: "events_platform_events",
+    up: |backend| {
+        vec![ddl(
+            backend,
+            "CREATE TABLE platform_events (
+                id {uuid} PRIMARY KEY,
+                type TEXT NOT NULL,
+                source TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                time {ts} NOT NULL,
+                user_id {uuid},
+                data {json} NOT NULL,
+                published_at {ts}
+            );
+            CREATE INDEX ix_platform_events__unpublished ON platform_events (id) WHERE published_at IS NULL;",
+        )]
+    },
+    down: |_| vec!["DROP TABLE platform_events;".to_owned()],
+};
+
+pub const MIGRATIONS: &[Migration] = &[DOMAIN_EVENTS, PLATFORM_EVENTS];

@@ -6,10 +6,11 @@ use serde_json::json;
 use tenantry_audit::Entry;
 use tenantry_core::{DocumentId, FileId, Page, PageRequest, Permission, ProjectId, UserId};
 use tenantry_db::{TenantScope, Tx};
+use tenantry_events::{Event, EventType};
 use tenantry_storage::sniff::MimeType;
 
 use crate::{
-    Document, Files, FilesError,
+    Document, DocumentDeleted, Files, FilesError,
     access::{can, confine, reads_none, require_on},
     usage::{self, Delta},
 };
@@ -144,12 +145,19 @@ impl Files {
         let document = fetch(&mut tx, scope, id)
             .await?
             .ok_or(FilesError::NotFound)?;
-        tenantry_audit::record(
+        let event = Event::updated(
+            EventType::DocumentUpdated,
+            format!("documents/{id}"),
+            &document,
+            summary.keys().cloned(),
+        );
+        tenantry_events::record_change(
             &mut tx,
             scope,
             Entry::new("document.updated", "document", id)
                 .with_summary(summary.into())
                 .in_project(before.project_id),
+            event,
         )
         .await?;
         tx.commit().await?;
@@ -193,20 +201,13 @@ impl Files {
             },
         )
         .await?;
-        tenantry_events::emit(
-            &mut tx,
-            scope,
-            "document.deleted",
-            format!("documents/{id}"),
-            json!({
-                "document_id": id,
-                "file_id": document.file_id,
-                "filename": document.filename,
-                "project_id": document.project_id,
-            }),
-        )
-        .await?;
-        tenantry_audit::record(
+        let data = DocumentDeleted {
+            document_id: id,
+            file_id: document.file_id,
+            filename: document.filename.clone(),
+            project_id: document.project_id,
+        };
+        tenantry_events::record_change(
             &mut tx,
             scope,
             Entry::new("document.deleted", "document", id)
@@ -215,6 +216,7 @@ impl Files {
                     "file_id": document.file_id,
                 }))
                 .in_project(document.project_id),
+            Event::new(EventType::DocumentDeleted, format!("documents/{id}"), &data),
         )
         .await?;
         tx.commit().await?;

@@ -126,11 +126,20 @@ impl Files {
             },
         )
         .await?;
-        tenantry_audit::record(
+        tenantry_events::record_change(
             &mut tx,
             scope,
             Entry::new("file.deleted", "file", id)
                 .with_summary(json!({"sha256": file.sha256, "size": file.size})),
+            tenantry_events::Event::new(
+                tenantry_events::EventType::FileDeleted,
+                format!("files/{id}"),
+                // As its GET showed it last: with no document (a referenced file stays).
+                &FileDetail {
+                    file: file.clone(),
+                    documents: Vec::new(),
+                },
+            ),
         )
         .await?;
         tx.commit().await?;

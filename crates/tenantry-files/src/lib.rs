@@ -30,7 +30,7 @@ use tenantry_storage::{BlobStore, UrlSigner};
 pub use documents::{DocumentChange, DocumentFilter};
 pub use download::{DownloadLink, S3_REDIRECT_TTL, Served, SignedDownload};
 pub use error::FilesError;
-pub use model::{Document, File, FileDetail, StorageUsage};
+pub use model::{Document, DocumentDeleted, DocumentUploaded, File, FileDetail, StorageUsage};
 pub use sweep::{SweepReport, periodic_tasks};
 pub use upload::{Staged, UploadMeta};
 

@@ -123,3 +123,33 @@ pub struct StorageUsage {
     /// Bytes the tenant may store; `null` = unlimited.
     pub quota_bytes: Option<i64>,
 }
+
+/// The `data` of a `document.uploaded` event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DocumentUploaded {
+    #[schema(value_type = String, format = Uuid)]
+    pub document_id: DocumentId,
+    #[schema(value_type = String, format = Uuid)]
+    pub file_id: FileId,
+    pub filename: String,
+    pub mime_type: String,
+    pub size: i64,
+    /// Lowercase hex SHA-256 of the content.
+    pub sha256: String,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub project_id: Option<ProjectId>,
+    /// The tenant already stored this content: the document references that file.
+    pub deduplicated: bool,
+}
+
+/// The `data` of a `document.deleted` event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DocumentDeleted {
+    #[schema(value_type = String, format = Uuid)]
+    pub document_id: DocumentId,
+    #[schema(value_type = String, format = Uuid)]
+    pub file_id: FileId,
+    pub filename: String,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub project_id: Option<ProjectId>,
+}

@@ -7,10 +7,11 @@ use serde_json::json;
 use tenantry_audit::Entry;
 use tenantry_core::{DocumentId, FileId, Permission, ProjectId};
 use tenantry_db::{TenantScope, Tx};
+use tenantry_events::{Event, EventType};
 use tenantry_storage::{BlobKey, PutError, PutOutcome, sniff};
 
 use crate::{
-    Document, Files, FilesError,
+    Document, DocumentUploaded, Files, FilesError,
     access::can,
     documents::fetch,
     usage::{self, Delta},
@@ -364,24 +365,17 @@ impl Files {
         let document = fetch(tx, scope, new.id)
             .await?
             .ok_or(FilesError::NotFound)?;
-        tenantry_events::emit(
-            tx,
-            scope,
-            "document.uploaded",
-            format!("documents/{}", new.id),
-            json!({
-                "document_id": new.id,
-                "file_id": file_id,
-                "filename": document.filename,
-                "mime_type": document.mime_type,
-                "size": size,
-                "sha256": document.sha256,
-                "project_id": new.project,
-                "deduplicated": deduplicated,
-            }),
-        )
-        .await?;
-        tenantry_audit::record(
+        let data = DocumentUploaded {
+            document_id: new.id,
+            file_id,
+            filename: document.filename.clone(),
+            mime_type: document.mime_type.clone(),
+            size: document.size,
+            sha256: document.sha256.clone(),
+            project_id: new.project,
+            deduplicated,
+        };
+        tenantry_events::record_change(
             tx,
             scope,
             Entry::new("document.uploaded", "document", new.id)
@@ -392,6 +386,11 @@ impl Files {
                     "deduplicated": deduplicated,
                 }))
                 .in_project(new.project),
+            Event::new(
+                EventType::DocumentUploaded,
+                format!("documents/{}", new.id),
+                &data,
+            ),
         )
         .await?;
         Ok(document)

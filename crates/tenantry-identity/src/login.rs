@@ -5,10 +5,11 @@ use sea_query::{Expr, ExprTrait};
 use serde_json::json;
 use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{Email, UserId};
+use tenantry_events::EventType;
 
 use crate::{
     ClientInfo, Identity, IdentityError, TokenPair, User, UserStatus,
-    security::{SecurityEventKind, audit, record},
+    security::{SecurityEventKind, record, record_account},
     service::{UserRow, UserWithHash, insert_user_row},
 };
 
@@ -145,13 +146,14 @@ impl Identity {
         };
         let id = insert_user_row(&mut tx, row, tenantry_core::now()).await?;
         let user = Self::user_in(&mut tx, id).await?;
-        audit(
+        record_account(
             &mut tx,
             id,
             AuditActor::User(id),
             client,
             Entry::new("user.created", "user", id)
                 .with_summary(json!({"guest": true, "display_name": user.display_name})),
+            EventType::UserCreated,
         )
         .await?;
         tx.commit().await?;

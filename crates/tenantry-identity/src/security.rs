@@ -6,12 +6,14 @@ use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, Order, Query};
 use serde::Serialize;
 use tenantry_audit::{AuditActor, Chain, Entry, Outcome};
-use tenantry_core::{Page, PageRequest, UserId};
+use tenantry_core::{Origin, Page, PageRequest, UserId};
 use tenantry_db::{DbError, FromRow, Row, Tx};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{ClientInfo, Identity, IdentityError};
+use tenantry_events::{Event, EventType};
+
+use crate::{ClientInfo, Identity, IdentityError, User, UserView};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -70,6 +72,26 @@ impl SecurityEventKind {
             Self::ExternalIdentityLinked => "user.external_identity_linked",
             Self::AccountDisabled => "user.disabled",
             Self::AccountEnabled => "user.enabled",
+        }
+    }
+
+    /// The domain event of an account change, if this kind is one (refused attempts and
+    /// requests change no account state).
+    pub fn event(self) -> Option<EventType> {
+        match self {
+            Self::PasswordChanged | Self::PasswordReset => Some(EventType::UserPasswordChanged),
+            Self::EmailVerified => Some(EventType::UserEmailVerified),
+            Self::MfaEnabled => Some(EventType::UserMfaEnabled),
+            Self::MfaDisabled => Some(EventType::UserMfaDisabled),
+            Self::AccountDisabled => Some(EventType::UserDisabled),
+            Self::AccountEnabled => Some(EventType::UserEnabled),
+            Self::LoginFailed
+            | Self::LoginLocked
+            | Self::MfaFailed
+            | Self::RefreshTokenReused
+            | Self::PasswordResetRequested
+            | Self::RecoveryCodeUsed
+            | Self::ExternalIdentityLinked => None,
         }
     }
 
@@ -153,8 +175,39 @@ pub(crate) async fn record(
         summary: detail,
         project_id: None,
     };
-    let chain = user_id.map_or(Chain::Platform, Chain::User);
-    tenantry_audit::record_in(tx, chain, actor, client, entry).await
+    match (user_id, kind.event()) {
+        (Some(user_id), Some(event_type)) => {
+            record_account(tx, user_id, actor, client, entry, event_type).await
+        }
+        _ => {
+            let chain = user_id.map_or(Chain::Platform, Chain::User);
+            tenantry_audit::record_in(tx, chain, actor, client, entry).await
+        }
+    }
+}
+
+/// Records a change of account `user` inside `tx`: `entry` in its audit chain and an
+/// `event_type` event whose `data` is the account as it is now, as `GET /users/me` shows it.
+pub(crate) async fn record_account(
+    tx: &mut Tx,
+    user: UserId,
+    actor: AuditActor,
+    origin: &Origin,
+    entry: Entry,
+    event_type: EventType,
+) -> Result<(), DbError> {
+    let account: User = tx
+        .fetch_optional(&User::select(Expr::col("id").eq(user)))
+        .await?
+        .ok_or(DbError::RowNotFound)?;
+    let event = Event::new(event_type, user_subject(user), &UserView::from(&account));
+    tenantry_events::record_account_change(tx, user, actor, origin, entry, event).await?;
+    Ok(())
+}
+
+/// The subject of an account's events.
+pub(crate) fn user_subject(id: UserId) -> String {
+    format!("users/{id}")
 }
 
 /// A security event as its user sees it.

@@ -11,13 +11,14 @@ use tenantry_core::{
     Email, Origin, Password, PersonName, SessionId, UserId, config::Config, crypto::MasterKey,
 };
 use tenantry_db::{Db, FromRow, Prepared, Tx};
+use tenantry_events::{Event, EventType};
 use tenantry_notify::Mailer;
 
 use crate::{
-    IdentityError, KeyRing, PasswordHasher, User, UserStatus,
+    IdentityError, KeyRing, PasswordHasher, User, UserStatus, UserView,
     keys::{self, Rotation},
     oidc::{ExternalProviders, peek_issuer},
-    security::audit,
+    security::{record_account, user_subject},
     tokens::{self, Refusal, TokenSettings, VerifiedAccess},
 };
 
@@ -264,13 +265,18 @@ impl Identity {
         user: &User,
         client: &ClientInfo,
     ) -> Result<(), IdentityError> {
-        audit(
+        tenantry_events::record_account_change(
             tx,
             user.id,
             AuditActor::User(user.id),
             client,
             Entry::new("user.registered", "user", user.id)
                 .with_summary(json!({ "email": user.email })),
+            Event::new(
+                EventType::UserRegistered,
+                user_subject(user.id),
+                &UserView::from(user),
+            ),
         )
         .await?;
         Ok(())
@@ -371,12 +377,19 @@ impl Identity {
         let mut tx = self.db.begin_write().await?;
         tx.execute(&update).await?;
         let user = Self::user_in(&mut tx, id).await?;
-        audit(
+        let event = Event::updated(
+            EventType::UserUpdated,
+            user_subject(id),
+            &UserView::from(&user),
+            summary.keys().cloned(),
+        );
+        tenantry_events::record_account_change(
             &mut tx,
             id,
             AuditActor::User(id),
             client,
             Entry::new("user.updated", "user", id).with_summary(summary.into()),
+            event,
         )
         .await?;
         tx.commit().await?;
@@ -404,12 +417,13 @@ impl Identity {
             )
             .await?;
             let user = Self::user_in(&mut tx, existing.id).await?;
-            audit(
+            record_account(
                 &mut tx,
                 user.id,
                 AuditActor::System,
                 &Origin::NONE,
                 Entry::new("user.platform_admin_granted", "user", user.id),
+                EventType::UserPlatformAdminGranted,
             )
             .await?;
             tx.commit().await?;
@@ -424,13 +438,14 @@ impl Identity {
         };
         let mut tx = self.db.begin_write().await?;
         let user = Self::insert_user(&mut tx, &new, hash, true).await?;
-        audit(
+        record_account(
             &mut tx,
             user.id,
             AuditActor::System,
             &Origin::NONE,
             Entry::new("user.created", "user", user.id)
                 .with_summary(json!({ "email": user.email, "platform_admin": true })),
+            EventType::UserCreated,
         )
         .await?;
         tx.commit().await?;

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, Func, LockType, Order, Query, SelectStatement};
 use serde::Serialize;
-use tenantry_audit::{AuditActor, Chain, Entry};
+use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{Page, PageRequest, TenantId};
 use tenantry_db::{AdminScope, Backend, Db, DbError, FromRow, Row, Tx, contains_pattern};
 use utoipa::ToSchema;
@@ -124,13 +124,14 @@ pub(crate) fn actor(scope: &AdminScope) -> AuditActor {
     scope.actor().map_or(AuditActor::System, AuditActor::User)
 }
 
-/// Moves a live tenant from `from` to `to`, auditing `action` in the tenant's chain.
+/// Moves a live tenant from `from` to `to`, recording `event` (audit action and domain
+/// event) in the tenant's chain and outbox.
 async fn transition(
     db: &Db,
     scope: &AdminScope,
     id: TenantId,
     (from, to): (TenantStatus, TenantStatus),
-    action: &'static str,
+    event: tenantry_events::EventType,
     reason: Option<&str>,
 ) -> Result<AdminTenant, TenancyError> {
     let mut tx = db.begin_admin(scope).await?;
@@ -157,17 +158,22 @@ async fn transition(
             .and_where(Expr::col("id").eq(id)),
     )
     .await?;
-    tenantry_audit::record_in(
+    let changed = crate::tenants::fetch(&mut tx, id)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
+    tenantry_events::record_change_in(
         &mut tx,
-        Chain::Tenant(id),
+        id,
         actor(scope),
         scope.origin(),
-        Entry::new(action, "tenant", id).with_summary(serde_json::json!({ "reason": reason })),
+        Entry::new(event.as_str(), "tenant", id)
+            .with_summary(serde_json::json!({ "reason": reason })),
+        tenantry_events::Event::new(event, crate::tenants::subject(id), &changed),
     )
     .await?;
     let tenant = fetch(&mut tx, id).await?.ok_or(TenancyError::NotFound)?;
     tx.commit().await?;
-    tracing::info!(tenant_id = %id, action, "tenant status changed by an administrator");
+    tracing::info!(tenant_id = %id, action = event.as_str(), "tenant status changed by an administrator");
     Ok(tenant)
 }
 
@@ -185,7 +191,7 @@ pub async fn suspend_tenant(
         scope,
         id,
         (TenantStatus::Active, TenantStatus::Suspended),
-        "tenant.suspended",
+        tenantry_events::EventType::TenantSuspended,
         reason,
     )
     .await
@@ -204,7 +210,7 @@ pub async fn reactivate_tenant(
         scope,
         id,
         (TenantStatus::Suspended, TenantStatus::Active),
-        "tenant.reactivated",
+        tenantry_events::EventType::TenantReactivated,
         reason,
     )
     .await

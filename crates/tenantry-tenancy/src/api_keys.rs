@@ -16,6 +16,7 @@ use tenantry_core::{
     permission::PermissionSet,
 };
 use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_events::{Event, EventType, record_change};
 use utoipa::ToSchema;
 
 use crate::{
@@ -118,6 +119,11 @@ fn live(q: &mut sea_query::SelectStatement) {
     q.and_where(Expr::col("revoked_at").is_null());
 }
 
+/// The subject of a key's events.
+fn subject(id: ApiKeyId) -> String {
+    format!("api-keys/{id}")
+}
+
 async fn fetch(tx: &mut Tx, scope: &TenantScope, id: ApiKeyId) -> Result<Option<ApiKey>, DbError> {
     let mut q = Query::select();
     q.columns(ApiKey::COLUMNS)
@@ -217,7 +223,7 @@ pub async fn create_api_key(
     let key = fetch(&mut tx, scope, id)
         .await?
         .ok_or(TenancyError::NotFound)?;
-    tenantry_audit::record(
+    record_change(
         &mut tx,
         scope,
         Entry::new("api_key.created", "api_key", id).with_summary(serde_json::json!({
@@ -228,6 +234,7 @@ pub async fn create_api_key(
             "project_id": new.project_id,
             "expires_at": new.expires_at,
         })),
+        Event::new(EventType::ApiKeyCreated, subject(id), &key),
     )
     .await?;
     tx.commit().await?;
@@ -277,6 +284,9 @@ pub async fn revoke_api_key(
 ) -> Result<(), TenancyError> {
     require(scope, Permission::ApiKeysManage)?;
     let mut tx = db.begin_tenant(scope).await?;
+    let key = fetch(&mut tx, scope, id)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
     let revoked = tx
         .execute(
             Query::update()
@@ -290,7 +300,13 @@ pub async fn revoke_api_key(
     if revoked == 0 {
         return Err(TenancyError::NotFound);
     }
-    tenantry_audit::record(&mut tx, scope, Entry::new("api_key.revoked", "api_key", id)).await?;
+    record_change(
+        &mut tx,
+        scope,
+        Entry::new("api_key.revoked", "api_key", id),
+        Event::new(EventType::ApiKeyRevoked, subject(id), &key),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(tenant_id = %scope.tenant_id(), api_key_id = %id, "API key revoked");
     Ok(())

@@ -21,6 +21,7 @@ use tenantry_core::{
     config::TenancyConfig, permission::PermissionSet,
 };
 use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_events::{Event, EventType, record_change};
 use tenantry_identity::Identity;
 use utoipa::ToSchema;
 
@@ -135,11 +136,11 @@ async fn revoke_earlier(
     scope: &TenantScope,
     email: &Email,
     now: DateTime<Utc>,
-) -> Result<Vec<uuid::Uuid>, TenancyError> {
-    let earlier: Vec<uuid::Uuid> = tx
+) -> Result<Vec<Invitation>, TenancyError> {
+    let earlier: Vec<Invitation> = tx
         .fetch_all(
             Query::select()
-                .column("id")
+                .columns(Invitation::COLUMNS)
                 .from("invitations")
                 .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
                 .and_where(Expr::col("email").eq(email.as_str()))
@@ -153,11 +154,16 @@ async fn revoke_earlier(
                 .table("invitations")
                 .value("revoked_at", now)
                 .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
-                .and_where(Expr::col("id").is_in(earlier.iter().copied())),
+                .and_where(Expr::col("id").is_in(earlier.iter().map(|i| i.id))),
         )
         .await?;
     }
     Ok(earlier)
+}
+
+/// The subject of an invitation's events.
+pub(crate) fn subject(id: InvitationId) -> String {
+    format!("invitations/{id}")
 }
 
 /// Names for the mail: the tenant's, the inviting member's and their (verified) address.
@@ -295,25 +301,15 @@ pub async fn create_invitation(
         )
         .await?;
     for earlier in &replaced {
-        tenantry_audit::record(
+        record_change(
             &mut tx,
             scope,
-            Entry::new("invitation.revoked", "invitation", earlier)
+            Entry::new("invitation.revoked", "invitation", earlier.id)
                 .with_summary(json!({"reason": "replaced", "replaced_by": id})),
+            Event::new(EventType::InvitationRevoked, subject(earlier.id), earlier),
         )
         .await?;
     }
-    tenantry_audit::record(
-        &mut tx,
-        scope,
-        Entry::new("invitation.created", "invitation", id).with_summary(json!({
-            "email": new.email.as_str(),
-            "role": new.role,
-            "project_id": new.project_id,
-            "expires_at": expires_at,
-        })),
-    )
-    .await?;
     let invitation = Invitation {
         id,
         tenant_id: scope.tenant_id(),
@@ -324,6 +320,18 @@ pub async fn create_invitation(
         created_at: now,
         expires_at,
     };
+    record_change(
+        &mut tx,
+        scope,
+        Entry::new("invitation.created", "invitation", id).with_summary(json!({
+            "email": invitation.email,
+            "role": invitation.role,
+            "project_id": invitation.project_id,
+            "expires_at": expires_at,
+        })),
+        Event::new(EventType::InvitationCreated, subject(id), &invitation),
+    )
+    .await?;
     tx.commit().await?;
     identity.mailer().wake();
     tracing::info!(tenant_id = %scope.tenant_id(), invitation_id = %id, replaced = replaced.len(), "invitation sent");
@@ -372,7 +380,7 @@ pub(crate) async fn revoke_sent_by(
                 .cond_where(pending(now)),
         )
         .await?;
-        tenantry_audit::record(
+        record_change(
             tx,
             scope,
             Entry::new("invitation.revoked", "invitation", invitation.id).with_summary(json!({
@@ -380,6 +388,11 @@ pub(crate) async fn revoke_sent_by(
                 "role": invitation.role,
                 "reason": reason,
             })),
+            Event::new(
+                EventType::InvitationRevoked,
+                subject(invitation.id),
+                &invitation,
+            ),
         )
         .await?;
         revoked += 1;
@@ -448,11 +461,12 @@ pub async fn revoke_invitation(
     if revoked != 1 {
         return Err(TenancyError::NotFound);
     }
-    tenantry_audit::record(
+    record_change(
         &mut tx,
         scope,
         Entry::new("invitation.revoked", "invitation", id)
             .with_summary(json!({"email": invitation.email, "role": invitation.role})),
+        Event::new(EventType::InvitationRevoked, subject(id), &invitation),
     )
     .await?;
     tx.commit().await?;

@@ -13,6 +13,7 @@ use tenantry_core::{
     Email, Page, PageRequest, Permission, SystemRole, TenantId, UserId, config::TenancyConfig,
 };
 use tenantry_db::{Backend, Db, TenantScope, Tx};
+use tenantry_events::{Event, EventType, record_change};
 use tenantry_identity::Identity;
 
 use crate::{
@@ -26,6 +27,11 @@ use crate::{
 /// does not tell whether the account exists.
 pub(crate) const JOIN_BY_INVITATION: &str =
     "is not a member; accounts join by accepting an invitation: send their email instead";
+
+/// The subject of a member's events.
+pub(crate) fn subject(user_id: UserId) -> String {
+    format!("members/{user_id}")
+}
 
 /// Whom to add: by account id or e-mail address.
 #[derive(Debug, Clone)]
@@ -204,11 +210,12 @@ pub async fn change_member_role(
     let member = member_in(&mut tx, scope, user_id)
         .await?
         .ok_or(TenancyError::NotFound)?;
-    tenantry_audit::record(
+    record_change(
         &mut tx,
         scope,
         Entry::new("member.role_changed", "member", user_id)
             .with_summary(serde_json::json!({"from": current_role.name, "to": new_role.name})),
+        Event::new(EventType::MemberRoleChanged, subject(user_id), &member),
     )
     .await?;
     revoke_sent_by(
@@ -252,7 +259,7 @@ pub async fn remove_member(
             .and_where(Expr::col("user_id").eq(user_id)),
     )
     .await?;
-    tenantry_audit::record(
+    record_change(
         &mut tx,
         scope,
         Entry::new(
@@ -265,6 +272,7 @@ pub async fn remove_member(
             user_id,
         )
         .with_summary(serde_json::json!({"role": current_role.name})),
+        Event::new(EventType::MemberRemoved, subject(user_id), &current),
     )
     .await?;
     revoke_sent_by(&mut tx, scope, user_id, None, "inviter_no_longer_member").await?;

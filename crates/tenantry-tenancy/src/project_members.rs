@@ -7,6 +7,7 @@ use serde::Serialize;
 use tenantry_audit::Entry;
 use tenantry_core::{Permission, ProjectId, TenantId, UserId};
 use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_events::{Event, EventType, record_change};
 use utoipa::ToSchema;
 
 use crate::{
@@ -137,6 +138,11 @@ pub async fn list_project_members(
     Ok(rows)
 }
 
+/// The subject of a project member's events.
+fn subject(project: ProjectId, user_id: UserId) -> String {
+    format!("projects/{project}/members/{user_id}")
+}
+
 /// Sets `user_id`'s role in `project` (`members:manage`). The member must belong to the
 /// tenant; neither the new role nor the member's tenant role may exceed the caller's.
 pub async fn assign_project_role(
@@ -174,7 +180,7 @@ pub async fn assign_project_role(
     let mut q = query(scope, project);
     q.and_where(Expr::col(("project_members", "user_id")).eq(user_id));
     let assigned: ProjectMember = tx.fetch_one(&q).await?;
-    tenantry_audit::record(
+    record_change(
         &mut tx,
         scope,
         Entry::new(
@@ -186,6 +192,11 @@ pub async fn assign_project_role(
             serde_json::json!({"project_id": project, "user_id": user_id, "role": role.name}),
         )
         .in_project(Some(project)),
+        Event::new(
+            EventType::ProjectMemberAssigned,
+            subject(project, user_id),
+            &assigned,
+        ),
     )
     .await?;
     tx.commit().await?;
@@ -217,7 +228,7 @@ pub async fn remove_project_role(
             .and_where(Expr::col("user_id").eq(user_id)),
     )
     .await?;
-    tenantry_audit::record(
+    record_change(
         &mut tx,
         scope,
         Entry::new(
@@ -229,6 +240,11 @@ pub async fn remove_project_role(
             serde_json::json!({"project_id": project, "user_id": user_id, "role": current.role}),
         )
         .in_project(Some(project)),
+        Event::new(
+            EventType::ProjectMemberRemoved,
+            subject(project, user_id),
+            &current,
+        ),
     )
     .await?;
     tx.commit().await?;

@@ -6,6 +6,7 @@ use tenantry_core::{
     Description, JsonObject, Page, PageRequest, Permission, ProjectId, ResourceName, TenantId,
 };
 use tenantry_db::{Bound, Db, DbError, Prepared, ProjectFilter as Visible, TenantScope, Tx};
+use tenantry_events::{Event, EventType, record_change};
 
 use crate::{Project, TenancyError, model::ProjectRow, tenants::require};
 
@@ -108,6 +109,11 @@ pub(crate) async fn project_exists(
     Ok(found.is_some())
 }
 
+/// The subject of a project's events.
+fn subject(id: ProjectId) -> String {
+    format!("projects/{id}")
+}
+
 async fn fetch(
     tx: &mut Tx,
     scope: &TenantScope,
@@ -155,12 +161,13 @@ pub async fn create_project(
     let project = fetch(&mut tx, scope, id)
         .await?
         .ok_or(TenancyError::NotFound)?;
-    tenantry_audit::record(
+    record_change(
         &mut tx,
         scope,
         Entry::new("project.created", "project", id)
             .with_summary(serde_json::json!({"name": project.name}))
             .in_project(Some(id)),
+        Event::new(EventType::ProjectCreated, subject(id), &project),
     )
     .await?;
     tx.commit().await?;
@@ -258,12 +265,19 @@ pub async fn update_project(
     let project = fetch(&mut tx, scope, id)
         .await?
         .ok_or(TenancyError::NotFound)?;
-    tenantry_audit::record(
+    let event = Event::updated(
+        EventType::ProjectUpdated,
+        subject(id),
+        &project,
+        summary.keys().cloned(),
+    );
+    record_change(
         &mut tx,
         scope,
         Entry::new("project.updated", "project", id)
             .with_summary(summary.into())
             .in_project(Some(id)),
+        event,
     )
     .await?;
     tx.commit().await?;
@@ -277,6 +291,9 @@ pub async fn delete_project(
 ) -> Result<(), TenancyError> {
     require_in_project(scope, id, Permission::ProjectsDelete)?;
     let mut tx = db.begin_tenant(scope).await?;
+    let project = fetch(&mut tx, scope, id)
+        .await?
+        .ok_or(TenancyError::NotFound)?;
     let deleted = tx
         .execute(
             Query::delete()
@@ -293,10 +310,11 @@ pub async fn delete_project(
     if deleted == 0 {
         return Err(TenancyError::NotFound);
     }
-    tenantry_audit::record(
+    record_change(
         &mut tx,
         scope,
         Entry::new("project.deleted", "project", id).in_project(Some(id)),
+        Event::new(EventType::ProjectDeleted, subject(id), &project),
     )
     .await?;
     tx.commit().await?;

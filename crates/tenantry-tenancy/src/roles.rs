@@ -10,6 +10,7 @@ use tenantry_core::{
     Description, Permission, RoleId, RoleName, SystemRole, permission::PermissionSet,
 };
 use tenantry_db::{Db, TenantScope, Tx};
+use tenantry_events::{Event, EventType, record_change};
 
 use crate::{
     ResolvedRole, RoleView, TenancyError,
@@ -142,6 +143,11 @@ fn name_taken(e: tenantry_db::DbError) -> TenancyError {
     }
 }
 
+/// The subject of a role's events.
+fn subject(id: RoleId) -> String {
+    format!("roles/{id}")
+}
+
 /// Creates a custom role (`roles:manage`) granting no more than the caller holds.
 pub async fn create_role(
     db: &Db,
@@ -181,16 +187,17 @@ pub async fn create_role(
     let role = custom_by_id(&mut tx, scope, id)
         .await?
         .ok_or(TenancyError::NotFound)?;
-    tenantry_audit::record(
+    let summary = serde_json::json!({"name": role.name, "permissions": permission_names});
+    let role: RoleView = role.into();
+    record_change(
         &mut tx,
         scope,
-        Entry::new("role.created", "role", id).with_summary(serde_json::json!({
-            "name": role.name, "permissions": permission_names,
-        })),
+        Entry::new("role.created", "role", id).with_summary(summary),
+        Event::new(EventType::RoleCreated, subject(id), &role),
     )
     .await?;
     tx.commit().await?;
-    Ok(role.into())
+    Ok(role)
 }
 
 /// Changes a custom role (`roles:manage`). Neither its old nor its new permissions may
@@ -252,14 +259,22 @@ pub async fn update_role(
     let role = custom_by_id(&mut tx, scope, id)
         .await?
         .ok_or(TenancyError::NotFound)?;
-    tenantry_audit::record(
+    let role: RoleView = role.into();
+    let event = Event::updated(
+        EventType::RoleUpdated,
+        subject(id),
+        &role,
+        summary.keys().cloned(),
+    );
+    record_change(
         &mut tx,
         scope,
         Entry::new("role.updated", "role", id).with_summary(summary.into()),
+        event,
     )
     .await?;
     tx.commit().await?;
-    Ok(role.into())
+    Ok(role)
 }
 
 /// Deletes a custom role (`roles:manage`); refused with `RoleInUse` while any membership,
@@ -301,11 +316,13 @@ pub async fn delete_role(db: &Db, scope: &TenantScope, id: RoleId) -> Result<(),
             .and_where(Expr::col("id").eq(id)),
     )
     .await?;
-    tenantry_audit::record(
+    let summary = serde_json::json!({"name": current.name});
+    let role: RoleView = current.into();
+    record_change(
         &mut tx,
         scope,
-        Entry::new("role.deleted", "role", id)
-            .with_summary(serde_json::json!({"name": current.name})),
+        Entry::new("role.deleted", "role", id).with_summary(summary),
+        Event::new(EventType::RoleDeleted, subject(id), &role),
     )
     .await?;
     tx.commit().await?;

@@ -6,6 +6,7 @@ use tenantry_core::{
     Origin, Page, PageRequest, Permission, ResourceName, Slug, SystemRole, TenantId, UserId,
 };
 use tenantry_db::{Db, TenantScope, Tx, UserScope};
+use tenantry_events::{Event, EventType, record_change};
 use tenantry_identity::User;
 
 use crate::{
@@ -77,11 +78,12 @@ pub async fn create_tenant_in(
     })?;
     insert_membership(tx, id, creator, SystemRole::Owner.as_str(), now).await?;
     let tenant = fetch(tx, id).await?.ok_or(TenancyError::NotFound)?;
-    tenantry_audit::record(
+    record_change(
         tx,
         &scope,
         Entry::new("tenant.created", "tenant", id)
             .with_summary(serde_json::json!({"name": tenant.name, "slug": tenant.slug})),
+        Event::new(EventType::TenantCreated, subject(id), &tenant),
     )
     .await?;
     Ok(tenant)
@@ -123,6 +125,11 @@ pub async fn create_tenant(
         }
     }
     Err(TenancyError::SlugTaken)
+}
+
+/// The subject of a tenant's events.
+pub(crate) fn subject(id: TenantId) -> String {
+    format!("tenants/{id}")
 }
 
 pub(crate) async fn fetch(tx: &mut Tx, id: TenantId) -> Result<Option<Tenant>, TenancyError> {
@@ -195,11 +202,20 @@ pub async fn update_tenant(
             )
             .await?;
         if renamed > 0 {
-            tenantry_audit::record(
+            let tenant = fetch(&mut tx, scope.tenant_id())
+                .await?
+                .ok_or(TenancyError::NotFound)?;
+            record_change(
                 &mut tx,
                 scope,
                 Entry::new("tenant.updated", "tenant", scope.tenant_id())
                     .with_summary(serde_json::json!({ "name": name.as_str() })),
+                Event::updated(
+                    EventType::TenantUpdated,
+                    subject(scope.tenant_id()),
+                    &tenant,
+                    ["name"],
+                ),
             )
             .await?;
         }
@@ -216,6 +232,9 @@ pub async fn delete_tenant(db: &Db, scope: &TenantScope) -> Result<(), TenancyEr
     require(scope, Permission::TenantDelete)?;
     let now = tenantry_core::now();
     let mut tx = db.begin_tenant(scope).await?;
+    let tenant = fetch(&mut tx, scope.tenant_id())
+        .await?
+        .ok_or(TenancyError::NotFound)?;
     let changed = tx
         .execute(
             Query::update()
@@ -230,10 +249,15 @@ pub async fn delete_tenant(db: &Db, scope: &TenantScope) -> Result<(), TenancyEr
     if changed == 0 {
         return Err(TenancyError::NotFound);
     }
-    tenantry_audit::record(
+    record_change(
         &mut tx,
         scope,
         Entry::new("tenant.deleted", "tenant", scope.tenant_id()),
+        Event::new(
+            EventType::TenantDeleted,
+            subject(scope.tenant_id()),
+            &tenant,
+        ),
     )
     .await?;
     tx.commit().await?;

@@ -14,6 +14,7 @@ mod battery;
 mod credential_changes;
 mod documents;
 mod edge;
+mod events;
 mod idempotency;
 mod idempotency_effects;
 mod invitations;

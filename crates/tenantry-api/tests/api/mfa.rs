@@ -193,6 +193,14 @@ async fn totp_enrolment_login_recovery_and_disable(app: TestApp, sink: SmtpSink)
     ] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
     }
+    let events = crate::events::account::account_events(&app, &user.id).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        ["user.registered", "user.mfa_enabled", "user.mfa_disabled"]
+    );
+    assert_eq!(events[1].1["mfa_enabled"], true);
+    assert_eq!(events[2].1["mfa_enabled"], false);
 }
 
 async fn mfa_endpoints_validate_and_need_a_session(app: TestApp) {

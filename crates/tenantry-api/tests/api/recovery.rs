@@ -1,7 +1,7 @@
 //! E-mail verification, password recovery and password change, with mail delivered through
 //! a real SMTP server (and, for the embedded default, into the data directory).
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tenantry_testkit::SmtpSink;
 
 use crate::helpers::{PASSWORD, TestApp, unique_email};
@@ -61,6 +61,14 @@ async fn registration_mails_a_link_that_verifies_the_address_once(app: TestApp, 
             .await
             .contains(&"email_verified".to_owned())
     );
+    let events = crate::events::account::account_events(&app, &user.id).await;
+    let verified: Vec<&Value> = events
+        .iter()
+        .filter(|(t, _)| t == "user.email_verified")
+        .map(|(_, data)| data)
+        .collect();
+    assert_eq!(verified.len(), 1, "{events:?}");
+    assert_eq!(verified[0]["email_verified"], true);
 
     // Nothing more to send once verified.
     app.post(

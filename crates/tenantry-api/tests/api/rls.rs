@@ -219,3 +219,41 @@ async fn without_a_tenant_or_the_admin_flag_the_request_role_sees_no_tenant_rows
     assert!(tables.len() >= 8, "{tables:?}");
     assert!(seen_as_owner > 10, "the tables hold rows: {seen_as_owner}");
 }
+
+#[tokio::test]
+async fn the_request_role_cannot_reach_account_events() {
+    let Some((app, mut conn)) = postgres_app("rls_platform_events").await else {
+        return;
+    };
+    let w = app.world().await;
+    // Registrations wrote account events, which are no tenant's.
+    let stored: i64 = sqlx::query("SELECT count(*) FROM platform_events")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stored >= 5, "{stored}");
+    for tenant in [Some(w.tenant.as_str()), None] {
+        as_tenant(&mut conn, tenant).await;
+        let read = sqlx::query("SELECT count(*) FROM platform_events")
+            .fetch_one(&mut conn)
+            .await;
+        assert!(
+            read.is_err(),
+            "the request role must not read account events"
+        );
+        conn.execute("ROLLBACK").await.unwrap();
+        as_tenant(&mut conn, tenant).await;
+        let planted = sqlx::query(
+            "INSERT INTO platform_events (id, type, source, subject, time, data) \
+             VALUES (gen_random_uuid(), 'user.registered', '/users/x', 'users/x', now(), '{}')",
+        )
+        .execute(&mut conn)
+        .await;
+        assert!(
+            planted.is_err(),
+            "the request role must not write account events"
+        );
+        conn.execute("ROLLBACK").await.unwrap();
+    }
+}

@@ -10,11 +10,12 @@ use serde_json::json;
 use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{Origin, UserId};
 use tenantry_db::{DbError, FromRow, Row, Tx};
+use tenantry_events::EventType;
 
 use super::{ExternalClaims, Provider};
 use crate::{
     Authenticated, Credential, Identity, IdentityError, User, UserStatus,
-    security::{SecurityEventKind, audit, record},
+    security::{SecurityEventKind, record, record_account},
     service::{UserRow, insert_user_row},
 };
 
@@ -219,13 +220,14 @@ async fn insert_user(
         ..UserRow::default()
     };
     let id = insert_user_row(tx, row, now).await?;
-    audit(
+    record_account(
         tx,
         id,
         AuditActor::User(id),
         &Origin::NONE,
         Entry::new("user.created", "user", id)
             .with_summary(json!({ "issuer": issuer, "email": email })),
+        EventType::UserCreated,
     )
     .await?;
     tracing::info!(user_id = %id, "user created for an external identity");

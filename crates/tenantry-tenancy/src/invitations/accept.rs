@@ -7,6 +7,7 @@ use serde_json::json;
 use tenantry_audit::Entry;
 use tenantry_core::{Origin, ProjectId, TenantId, UserId};
 use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_events::{Event, EventType, record_change};
 use tenantry_identity::{Identity, User};
 use utoipa::ToSchema;
 
@@ -203,7 +204,10 @@ pub async fn accept_invitation(
         return Err(TenancyError::InvitationInvalid);
     }
     add_member_from(&mut tx, &scope, &invitation, user.id, now).await?;
-    tenantry_audit::record(
+    let member = crate::members::member_in(&mut tx, &scope, user.id)
+        .await?
+        .ok_or_else(|| TenancyError::Internal(anyhow::anyhow!("the new member is missing")))?;
+    record_change(
         &mut tx,
         &scope,
         Entry::new("invitation.accepted", "invitation", invitation.id).with_summary(json!({
@@ -211,9 +215,14 @@ pub async fn accept_invitation(
             "role": invitation.role,
             "project_id": invitation.project_id,
         })),
+        Event::new(
+            EventType::InvitationAccepted,
+            super::subject(invitation.id),
+            &invitation,
+        ),
     )
     .await?;
-    tenantry_audit::record(
+    record_change(
         &mut tx,
         &scope,
         Entry::new("member.added", "member", user.id).with_summary(json!({
@@ -221,6 +230,11 @@ pub async fn accept_invitation(
             "project_id": invitation.project_id,
             "invitation_id": invitation.id,
         })),
+        Event::new(
+            EventType::MemberAdded,
+            crate::members::subject(user.id),
+            &member,
+        ),
     )
     .await?;
     tx.commit().await?;

@@ -267,11 +267,20 @@ pub(crate) async fn apply_in(
         .await?;
     }
     if !changed.is_empty() {
-        tenantry_audit::record(
+        let tenant = crate::tenants::fetch(tx, id)
+            .await?
+            .ok_or(TenancyError::NotFound)?;
+        tenantry_events::record_change(
             tx,
             scope,
             Entry::new("tenant.settings_updated", "tenant", id)
                 .with_summary(serde_json::json!({ "changed": changed })),
+            tenantry_events::Event::updated(
+                tenantry_events::EventType::TenantUpdated,
+                crate::tenants::subject(id),
+                &tenant,
+                ["settings"],
+            ),
         )
         .await?;
     }
