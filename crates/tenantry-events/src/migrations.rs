@@ -39,7 +39,7 @@ const DOMAIN_EVENTS: Migration = Migration {
 /// `platform_events`: events of accounts, which belong to no tenant (`user.registered`,
 /// `user.password_changed`, …). A platform table: written by identity's platform
 /// transactions as the connecting role; the request role `tenantry_app` gets no privilege on
-/// it, so no tenant transaction can read or write it (ADR 0013).
+/// it, so no tenant transaction can read or write it (ADR 0012).
 const PLATFORM_EVENTS: Migration = Migration {
     version: 2026121340,
     name: "events_platform_events",

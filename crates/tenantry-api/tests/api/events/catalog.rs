@@ -21,7 +21,7 @@ fn render_catalog(openapi: &Value) -> String {
          Changes of an account, which belongs to no tenant, are recorded the same way in the \
          account's audit chain and the platform outbox `platform_events` (`tenantry_events::\
          record_account_change`): `source` `/users/{user_id}`, no `tenantid`; the request role \
-         cannot read that table ([ADR 0013](adr/0013-account-events-in-a-platform-outbox.md)).\n",
+         cannot read that table ([ADR 0012](adr/0012-account-events-in-a-platform-outbox.md)).\n",
     );
     let mut used = Vec::new();
     for (scope, title) in [
