@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, Order, Query};
 use sha2::{Digest, Sha256};
 use tenantry_core::{AuditId, Origin, TenantId};
-use tenantry_db::{AdminScope, Backend, Db, DbError, FromRow, Row, Tx};
+use tenantry_db::{AdminScope, Db, DbError, FromRow, Row, Tx};
 use uuid::Uuid;
 
 use crate::{AuditActor, Chain, Entry, redact};
@@ -178,15 +178,9 @@ pub(crate) async fn append(
     mut entry: Entry,
 ) -> Result<(), DbError> {
     let chain = target.id();
-    if tx.backend() == Backend::Postgres {
-        // Held to commit. The head is read by the next statement, whose snapshot (READ
-        // COMMITTED) includes whatever the previous holder committed.
-        tx.execute_script(&format!(
-            "SELECT pg_advisory_xact_lock({})",
-            lock_key(chain)
-        ))
-        .await?;
-    }
+    // Held to commit. The head is read by the next statement, whose snapshot (READ
+    // COMMITTED) includes whatever the previous holder committed.
+    tx.advisory_lock(lock_key(chain)).await?;
     let head: Option<Head> = tx
         .fetch_optional(
             Query::select()

@@ -221,3 +221,75 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod lock_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use sea_query::{Expr, ExprTrait, Query};
+    use tenantry_core::config::DatabaseConfig;
+
+    use crate::{Backend, Db};
+
+    /// The named lock helpers lock on PostgreSQL until the transaction ends: another
+    /// transaction cannot take the same advisory lock or row lock meanwhile.
+    #[tokio::test]
+    async fn locks_hold_until_the_transaction_ends() {
+        let Some(url) = tenantry_testkit::fresh_postgres_database("named_locks").await else {
+            return;
+        };
+        let db = Db::connect(&url, &DatabaseConfig::default()).await.unwrap();
+        db.execute_script(
+            "CREATE TABLE counters (id integer PRIMARY KEY); INSERT INTO counters VALUES (1)",
+        )
+        .await
+        .unwrap();
+        let row = Query::select()
+            .expr(Expr::cust("id::text"))
+            .from("counters")
+            .and_where(Expr::col("id").eq(1))
+            .to_owned();
+
+        let mut holder = db.begin_write().await.unwrap();
+        holder.advisory_lock(42).await.unwrap();
+        holder.lock_rows(row.clone()).await.unwrap();
+        let mut marked = row.clone();
+        holder.for_update(&mut marked);
+        assert!(
+            marked
+                .to_string(sea_query::PostgresQueryBuilder)
+                .ends_with("FOR UPDATE"),
+            "for_update marks the read on PostgreSQL"
+        );
+
+        let free: Option<String> = db
+            .read_optional(
+                &Query::select()
+                    .expr(Expr::cust("pg_try_advisory_xact_lock(42)::text"))
+                    .to_owned(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(free.as_deref(), Some("false"), "the advisory lock is held");
+        let mut other = db.begin_write().await.unwrap();
+        let mut nowait = row.clone();
+        nowait.lock_with_behavior(sea_query::LockType::Update, sea_query::LockBehavior::Nowait);
+        assert!(
+            other.fetch_all::<String, _>(&nowait).await.is_err(),
+            "the row lock is held"
+        );
+        drop(other);
+
+        holder.commit().await.unwrap();
+        let free: Option<String> = db
+            .read_optional(
+                &Query::select()
+                    .expr(Expr::cust("pg_try_advisory_xact_lock(42)::text"))
+                    .to_owned(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(free.as_deref(), Some("true"), "released at commit");
+        assert_eq!(db.backend(), Backend::Postgres);
+    }
+}

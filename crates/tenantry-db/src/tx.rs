@@ -105,6 +105,47 @@ impl Tx {
         Ok(changed)
     }
 
+    /// Marks `select` as a read whose rows this transaction will write back: the rows stay
+    /// locked until it ends (`FOR UPDATE` on PostgreSQL). SQLite needs nothing: a write
+    /// transaction holds the database's one writer lock from `BEGIN IMMEDIATE` on.
+    pub fn for_update(&self, select: &mut sea_query::SelectStatement) {
+        if self.backend() == Backend::Postgres {
+            select.lock(sea_query::LockType::Update);
+        }
+    }
+
+    /// Locks the rows `select` finds until the transaction ends, reading nothing: a
+    /// serialisation point (e.g. one tenant's counters) for PostgreSQL; SQLite's writer lock
+    /// already is one.
+    pub async fn lock_rows(
+        &mut self,
+        mut select: sea_query::SelectStatement,
+    ) -> Result<(), DbError> {
+        if self.backend() != Backend::Postgres {
+            return Ok(());
+        }
+        select.lock(sea_query::LockType::Update);
+        let (sql, values) = select.to_sql(Backend::Postgres);
+        match &mut self.inner {
+            Inner::Pg(tx) => Box::pin(postgres::execute(tx, sql.into_owned(), values))
+                .await
+                .map(drop),
+            Inner::Sqlite { .. } => Ok(()),
+            Inner::Closed => Err(closed()),
+        }
+    }
+
+    /// Holds the transaction-scoped advisory lock `key` until the transaction ends
+    /// (`pg_advisory_xact_lock` on PostgreSQL; SQLite's writer lock serialises already).
+    pub async fn advisory_lock(&mut self, key: i64) -> Result<(), DbError> {
+        if self.backend() != Backend::Postgres {
+            return Ok(());
+        }
+        // A number formatted into the SQL: nothing a caller could inject.
+        self.run_script(&format!("SELECT pg_advisory_xact_lock({key})"))
+            .await
+    }
+
     /// Runs parameterless SQL (one or more statements). For migrations; never user input.
     /// Counts as a write (see [`Tx::commit`]).
     pub async fn execute_script(&mut self, sql: &str) -> Result<(), DbError> {

@@ -7,11 +7,11 @@
 //! [`AdminScope`] argument is the proof that the caller is a platform administrator.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, ExprTrait, Func, LockType, Order, Query};
+use sea_query::{Expr, ExprTrait, Func, Order, Query};
 use serde::Serialize;
 use tenantry_audit::AuditActor;
 use tenantry_core::{Page, PageRequest, UserId};
-use tenantry_db::{AdminScope, Backend, DbError, FromRow, Row, Tx};
+use tenantry_db::{AdminScope, DbError, FromRow, Row, Tx};
 use utoipa::ToSchema;
 
 use crate::{
@@ -97,9 +97,7 @@ async fn record_change(
 /// The account, its row locked for the rest of the transaction on PostgreSQL.
 async fn locked_user(tx: &mut Tx, id: UserId) -> Result<User, IdentityError> {
     let mut query = User::select(Expr::col("id").eq(id));
-    if tx.backend() == Backend::Postgres {
-        query.lock(LockType::Update);
-    }
+    tx.for_update(&mut query);
     tx.fetch_optional(&query)
         .await?
         .ok_or(IdentityError::UserNotFound)
@@ -117,9 +115,7 @@ async fn another_active_admin(tx: &mut Tx, except: UserId) -> Result<bool, Ident
         .and_where(Expr::col("is_guest").eq(false))
         .and_where(Expr::col("status").eq(UserStatus::Active.as_str()))
         .order_by("id", Order::Asc);
-    if tx.backend() == Backend::Postgres {
-        query.lock(LockType::Update);
-    }
+    tx.for_update(&mut query);
     let admins: Vec<Id> = tx.fetch_all(&query).await?;
     Ok(admins.iter().any(|Id(id)| *id != except))
 }

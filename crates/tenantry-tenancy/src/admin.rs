@@ -3,11 +3,11 @@
 //! the tenant's own chain.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, ExprTrait, Func, LockType, Order, Query, SelectStatement};
+use sea_query::{Expr, ExprTrait, Func, Order, Query, SelectStatement};
 use serde::Serialize;
 use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{Page, PageRequest, TenantId};
-use tenantry_db::{AdminScope, Backend, Db, DbError, FromRow, Row, Tx, contains_pattern};
+use tenantry_db::{AdminScope, Db, DbError, FromRow, Row, Tx, contains_pattern};
 use utoipa::ToSchema;
 
 use crate::{TenancyError, Tenant, TenantStatus};
@@ -140,9 +140,7 @@ async fn transition(
         .column("status")
         .from("tenants")
         .and_where(Expr::col("id").eq(id));
-    if tx.backend() == Backend::Postgres {
-        current.lock(LockType::Update);
-    }
+    tx.for_update(&mut current);
     let status: Option<String> = tx.fetch_optional(&current).await?;
     match status.as_deref().map(TenantStatus::parse).transpose()? {
         None | Some(TenantStatus::Deleted) => return Err(TenancyError::NotFound),

@@ -7,12 +7,12 @@
 //! never tells whether an address or id has an account.
 
 use chrono::{DateTime, Utc};
-use sea_query::{Expr, ExprTrait, LockType, Order, Query};
+use sea_query::{Expr, ExprTrait, Order, Query};
 use tenantry_audit::Entry;
 use tenantry_core::{
     Email, Page, PageRequest, Permission, SystemRole, TenantId, UserId, config::TenancyConfig,
 };
-use tenantry_db::{Backend, Db, TenantScope, Tx};
+use tenantry_db::{Db, TenantScope, Tx};
 use tenantry_events::{Event, EventType, record_change};
 use tenantry_identity::Identity;
 
@@ -70,9 +70,7 @@ async fn owner_count(tx: &mut Tx, scope: &TenantScope) -> Result<usize, TenancyE
         .from("memberships")
         .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
         .and_where(Expr::col("role").eq(SystemRole::Owner.as_str()));
-    if tx.backend() == Backend::Postgres {
-        q.lock(LockType::Update);
-    }
+    tx.for_update(&mut q);
     let owners: Vec<uuid::Uuid> = tx.fetch_all(&q).await?;
     Ok(owners.len())
 }

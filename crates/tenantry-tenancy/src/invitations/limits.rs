@@ -8,9 +8,9 @@
 //! nodes on both backends. A refused or failed invitation rolls its count back with it.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sea_query::{Expr, ExprTrait, Func, LockType, Query};
+use sea_query::{Expr, ExprTrait, Func, Query};
 use tenantry_core::{Email, UserId, config::TenancyConfig};
-use tenantry_db::{Backend, DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_db::{DbError, FromRow, Row, TenantScope, Tx};
 
 use super::pending;
 use crate::TenancyError;
@@ -64,9 +64,7 @@ pub(super) async fn count_sender(
         .from("users")
         .and_where(Expr::col("id").eq(sender))
         .and_where(Expr::col("email").is_not_null());
-    if tx.backend() == Backend::Postgres {
-        q.lock(LockType::Update);
-    }
+    tx.for_update(&mut q);
     struct Sender {
         verified: bool,
         guest: bool,
@@ -124,17 +122,14 @@ pub(super) async fn check_tenant(
     now: DateTime<Utc>,
     limits: &TenancyConfig,
 ) -> Result<(), TenancyError> {
-    if tx.backend() == Backend::Postgres {
-        let _: Option<uuid::Uuid> = tx
-            .fetch_optional(
-                Query::select()
-                    .column("id")
-                    .from("tenants")
-                    .and_where(Expr::col("id").eq(scope.tenant_id()))
-                    .lock(LockType::Update),
-            )
-            .await?;
-    }
+    tx.lock_rows(
+        Query::select()
+            .column("id")
+            .from("tenants")
+            .and_where(Expr::col("id").eq(scope.tenant_id()))
+            .to_owned(),
+    )
+    .await?;
     let window: Window = tx
         .fetch_one(
             Query::select()

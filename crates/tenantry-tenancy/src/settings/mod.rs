@@ -6,12 +6,12 @@
 //! keys absent stay as they are. Values are checked field by field and every invalid or
 //! unknown key is reported at once.
 
-use sea_query::{Expr, ExprTrait, LockType, Query};
+use sea_query::{Expr, ExprTrait, Query};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tenantry_audit::Entry;
 use tenantry_core::{Permission, TenantId, problem::Validator};
-use tenantry_db::{Backend, Db, DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
 use utoipa::ToSchema;
 
 use crate::{TenancyError, model::TenantStatus, tenants::require};
@@ -237,9 +237,7 @@ pub(crate) async fn apply_in(
         .and_where(Expr::col("status").ne(TenantStatus::Deleted.as_str()));
     // Read-modify-write: concurrent changes of different keys must not lose each other
     // (SQLite serialises writers already).
-    if tx.backend() == Backend::Postgres {
-        select.lock(LockType::Update);
-    }
+    tx.for_update(&mut select);
     let Stored(raw) = tx
         .fetch_optional(&select)
         .await?
