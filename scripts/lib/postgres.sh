@@ -14,6 +14,23 @@ as_root() {
     fi
 }
 
+# Creates the virtual environment <venv> afresh and installs <package==version> into it from
+# PyPI; <purpose> names what is lost when that fails. Debian's python3 needs the python3-venv
+# package for `python3 -m venv`: installed with apt-get when missing.
+pip_install_venv() { # <venv> <package==version> <purpose>
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        echo "Installing python3 and python3-venv (apt-get)."
+        { as_root apt-get update -qq &&
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                python3 python3-venv >/dev/null; } ||
+            { warn "python3 with venv is missing and could not be installed: $3"; return 1; }
+    fi
+    echo "Installing $2 into $1 (PyPI)."
+    rm -rf "$1"
+    python3 -m venv "$1" &&
+        "$1/bin/pip" install --quiet --disable-pip-version-check "$2"
+}
+
 # Prints the directory holding initdb and pg_ctl: PATH first, then the highest
 # /usr/lib/postgresql/<version>/bin.
 pg_bindir() {

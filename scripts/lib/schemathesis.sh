@@ -20,18 +20,7 @@ ensure_schemathesis() {
         echo "schemathesis $SCHEMATHESIS_VERSION in $SCHEMATHESIS_VENV"
         return 0
     fi
-    if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-        echo "Installing python3 and python3-venv (apt-get)."
-        { as_root apt-get update -qq &&
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-                python3 python3-venv >/dev/null; } ||
-            { warn "python3 with venv is missing and could not be installed: schemathesis cannot run"; return 1; }
-    fi
-    echo "Installing schemathesis $SCHEMATHESIS_VERSION into $SCHEMATHESIS_VENV (PyPI)."
-    rm -rf "$SCHEMATHESIS_VENV"
-    python3 -m venv "$SCHEMATHESIS_VENV" &&
-        "$SCHEMATHESIS_VENV/bin/pip" install --quiet --disable-pip-version-check \
-            "schemathesis==$SCHEMATHESIS_VERSION"
+    pip_install_venv "$SCHEMATHESIS_VENV" "schemathesis==$SCHEMATHESIS_VERSION" "schemathesis cannot run"
 }
 
 # Runs schemathesis on SQLite, then on PostgreSQL (TENANTRY_TEST_DATABASE_URL). Returns

@@ -10,18 +10,7 @@ ensure_smtp_sink() {
         echo "SMTP test server: aiosmtpd in $SMTP_VENV"
         return 0
     fi
-    # Debian's python3 needs the python3-venv package for `python3 -m venv`.
-    if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-        echo "Installing python3 and python3-venv (apt-get)."
-        { as_root apt-get update -qq &&
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-                python3 python3-venv >/dev/null; } ||
-            { warn "python3 with venv is missing and could not be installed: the SMTP tests cannot run"; return 1; }
-    fi
-    echo "Installing aiosmtpd $AIOSMTPD_VERSION into $SMTP_VENV (PyPI)."
-    rm -rf "$SMTP_VENV"
-    python3 -m venv "$SMTP_VENV" &&
-        "$SMTP_VENV/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
+    pip_install_venv "$SMTP_VENV" "aiosmtpd==$AIOSMTPD_VERSION" "the SMTP tests cannot run"
 }
 
 # Starts one SMTP server for the whole run and exports TENANTRY_TEST_SMTP_URL and
