@@ -182,18 +182,24 @@ pub(crate) fn map_error(error: sqlx::Error) -> DbError {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-    use sea_query::Query;
+    use sea_query::{Expr, ExprTrait, Query};
     use tenantry_core::config::DatabaseConfig;
 
-    use crate::{Db, DbError};
+    use crate::{Backend, Db, DbError};
+
+    /// An empty database (no migrations) of its own on the test PostgreSQL server, or `None` where
+    /// there is none (the testkit says so, and fails under `TENANTRY_TEST_STRICT=1`).
+    async fn fresh_db(name: &str) -> Option<Db> {
+        let url = tenantry_testkit::fresh_postgres_database(name).await?;
+        Some(Db::connect(&url, &DatabaseConfig::default()).await.unwrap())
+    }
 
     /// Text PostgreSQL refuses (a NUL in `text` or `jsonb`) is a client error, not a 500.
     #[tokio::test]
     async fn text_the_database_cannot_store_is_classified() {
-        let Some(url) = tenantry_testkit::fresh_postgres_database("unstorable_text").await else {
+        let Some(db) = fresh_db("unstorable_text").await else {
             return;
         };
-        let db = Db::connect(&url, &DatabaseConfig::default()).await.unwrap();
         db.execute_script("CREATE TABLE notes (body text, extra jsonb)")
             .await
             .unwrap();
@@ -220,25 +226,14 @@ mod tests {
             assert_eq!(problem.status.as_u16(), 422, "{column}");
         }
     }
-}
-
-#[cfg(test)]
-mod lock_tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-    use sea_query::{Expr, ExprTrait, Query};
-    use tenantry_core::config::DatabaseConfig;
-
-    use crate::{Backend, Db};
 
     /// The named lock helpers lock on PostgreSQL until the transaction ends: another
     /// transaction cannot take the same advisory lock or row lock meanwhile.
     #[tokio::test]
     async fn locks_hold_until_the_transaction_ends() {
-        let Some(url) = tenantry_testkit::fresh_postgres_database("named_locks").await else {
+        let Some(db) = fresh_db("named_locks").await else {
             return;
         };
-        let db = Db::connect(&url, &DatabaseConfig::default()).await.unwrap();
         db.execute_script(
             "CREATE TABLE counters (id integer PRIMARY KEY); INSERT INTO counters VALUES (1)",
         )

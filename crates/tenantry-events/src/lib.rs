@@ -142,24 +142,32 @@ pub async fn record_change_in(
         Some(tenant),
         actor,
     )?;
-    tx.execute(
-        Query::insert()
-            .into_table("domain_events")
-            .columns(COLUMNS)
-            .values_panic([
-                event.tenantid.into(),
-                event.id.into(),
-                event.event_type.clone().into(),
-                event.source.clone().into(),
-                event.subject.clone().into(),
-                event.time.into(),
-                event.userid.into(),
-                event.data.clone().into(),
-            ]),
-    )
-    .await?;
+    tx.execute(&outbox_insert("domain_events", &event)).await?;
     tenantry_audit::record_in(tx, Chain::Tenant(tenant), actor, origin, audit).await?;
     Ok(event)
+}
+
+/// The insert of `event` into an outbox table, each column beside its value: a tenant's
+/// outbox (`domain_events`) leads with `tenant_id`, the platform outbox has none.
+fn outbox_insert(table: &'static str, event: &CloudEvent) -> sea_query::InsertStatement {
+    let mut pairs: Vec<(&str, sea_query::Value)> = vec![
+        ("id", event.id.into()),
+        ("type", event.event_type.clone().into()),
+        ("source", event.source.clone().into()),
+        ("subject", event.subject.clone().into()),
+        ("time", event.time.into()),
+        ("user_id", event.userid.into()),
+        ("data", event.data.clone().into()),
+    ];
+    if let Some(tenant) = event.tenantid {
+        pairs.insert(0, ("tenant_id", tenant.into()));
+    }
+    let (columns, values): (Vec<&str>, Vec<sea_query::Value>) = pairs.into_iter().unzip();
+    Query::insert()
+        .into_table(table)
+        .columns(columns)
+        .values_panic(values.into_iter().map(Into::into))
+        .to_owned()
 }
 
 /// Records a change of `user`'s account inside `tx`, a platform transaction (accounts
@@ -180,21 +188,8 @@ pub async fn record_account_change(
         None,
         actor,
     )?;
-    tx.execute(
-        Query::insert()
-            .into_table("platform_events")
-            .columns(["id", "type", "source", "subject", "time", "user_id", "data"])
-            .values_panic([
-                event.id.into(),
-                event.event_type.clone().into(),
-                event.source.clone().into(),
-                event.subject.clone().into(),
-                event.time.into(),
-                event.userid.into(),
-                event.data.clone().into(),
-            ]),
-    )
-    .await?;
+    tx.execute(&outbox_insert("platform_events", &event))
+        .await?;
     tenantry_audit::record_in(tx, Chain::User(user), actor, origin, audit).await?;
     Ok(event)
 }
