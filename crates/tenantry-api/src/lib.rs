@@ -5,7 +5,6 @@
 
 pub mod extract;
 mod idempotency;
-mod limits;
 mod middleware;
 mod openapi_errors;
 mod routes;
@@ -34,6 +33,7 @@ use tenantry_db::{
     Db,
     migrate::{Migration, Migrator},
 };
+use tenantry_http::Limits;
 use tenantry_identity::Identity;
 use tenantry_notify::Mailer;
 use tokio::net::TcpListener;
@@ -61,7 +61,9 @@ pub struct Shared {
     pub config: Config,
     pub metrics: PrometheusHandle,
     /// Shared with the rate-limiter upkeep task.
-    pub limits: Arc<limits::Limits>,
+    pub limits: Arc<Limits>,
+    /// The authorization layer: the only issuer of scopes.
+    pub gatekeeper: tenantry_tenancy::http::Gatekeeper,
     pub idempotency: idempotency::Idempotency,
     pub files: tenantry_files::Files,
 }
@@ -72,6 +74,40 @@ impl std::ops::Deref for AppState {
         &self.0
     }
 }
+
+/// The shared extractors authenticate with identity and authorize with tenancy.
+impl tenantry_http::Gate for AppState {
+    type Authn = Identity;
+    type Authz = tenantry_tenancy::http::Gatekeeper;
+    fn authn(&self) -> &Identity {
+        &self.identity
+    }
+    fn authz(&self) -> &Self::Authz {
+        &self.gatekeeper
+    }
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+/// What context routers take from the state (`State<T>`).
+macro_rules! from_state {
+    ($($field:ident: $ty:ty),* $(,)?) => {$(
+        impl axum::extract::FromRef<AppState> for $ty {
+            fn from_ref(state: &AppState) -> Self {
+                state.$field.clone()
+            }
+        }
+    )*};
+}
+
+from_state!(
+    db: Db,
+    identity: Identity,
+    files: tenantry_files::Files,
+    limits: Arc<Limits>,
+    gatekeeper: tenantry_tenancy::http::Gatekeeper,
+);
 
 /// All migrations of all contexts, in the order they apply.
 pub fn migrations() -> Vec<Migration> {
@@ -354,10 +390,12 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         Duration::from_secs(config.http.idempotency_wait_secs),
     );
     Ok(AppState(Arc::new(Shared {
+        gatekeeper: tenantry_tenancy::http::Gatekeeper::new(db.clone()),
         db,
         identity,
         idempotency,
-        limits: Arc::new(limits::Limits::new(&config.rate_limits)),
+        limits: Arc::new(Limits::new(&config.rate_limits)),
+
         files,
         config,
         metrics: metrics_handle()?,

@@ -168,7 +168,7 @@ impl PerIpLimit {
         if this.max == 0 {
             return Some(None);
         }
-        let key = crate::limits::ip_key(ip);
+        let key = tenantry_http::limits::ip_key(ip);
         let mut open = this.open.lock();
         let count = open.entry(key).or_insert(0);
         if *count >= this.max {

@@ -4,6 +4,7 @@
 
 mod admin;
 mod error;
+pub mod http;
 mod keys;
 mod login;
 mod mfa;

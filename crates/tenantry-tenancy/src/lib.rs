@@ -6,6 +6,7 @@ mod answers;
 mod api_keys;
 pub mod authz;
 mod error;
+pub mod http;
 mod invitations;
 mod members;
 pub mod migrations;

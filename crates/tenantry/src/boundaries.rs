@@ -377,3 +377,40 @@ fn scopes_are_issued_only_by_their_authorization_path() {
         offenders.join("\n")
     );
 }
+
+/// The `tenantry-*` crates a crate's manifest depends on (normal dependencies).
+fn workspace_dependencies(dir: &Path) -> BTreeSet<String> {
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let dependencies = manifest
+        .split("\n[dependencies]")
+        .nth(1)
+        .map(|rest| rest.split("\n[").next().unwrap_or(rest))
+        .unwrap_or("");
+    dependencies
+        .lines()
+        .filter_map(|line| line.split(['=', ' ', '.']).next())
+        .filter(|name| name.starts_with("tenantry-"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn shared_crates_depend_on_no_context() {
+    let crates = crates();
+    let shared = ["tenantry-core", "tenantry-db", "tenantry-http"];
+    for name in shared {
+        let dependencies = workspace_dependencies(&crates[name]);
+        let contexts: Vec<_> = dependencies
+            .iter()
+            .filter(|d| !shared.contains(&d.as_str()))
+            .collect();
+        assert!(
+            contexts.is_empty(),
+            "{name} is shared vocabulary, yet depends on {contexts:?}"
+        );
+    }
+    assert!(
+        workspace_dependencies(&crates["tenantry-http"]).contains("tenantry-core"),
+        "the manifest parser found the dependencies"
+    );
+}

@@ -3,7 +3,7 @@
 use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
 use tenantry_core::{Page, Password, Problem, page::PageParams, problem::Validator};
-use tenantry_identity::SecurityEvent;
+use tenantry_identity::{Authenticated, SecurityEvent};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -37,7 +37,7 @@ pub struct ChangePasswordRequest {
         (status = 429, description = "Too many wrong current passwords", body = Problem)))]
 pub async fn change_password(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<ChangePasswordRequest>,
 ) -> Result<StatusCode, Problem> {
@@ -74,7 +74,7 @@ pub async fn change_password(
     responses((status = 202, description = "Accepted"), (status = 401, body = Problem)))]
 pub async fn resend_verification(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Client(client): Client,
 ) -> Result<StatusCode, Problem> {
     state
@@ -91,7 +91,7 @@ pub async fn resend_verification(
     responses((status = 200, body = Page<SecurityEvent>), (status = 401, body = Problem)))]
 pub async fn security_events(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<SecurityEvent>>, Problem> {
     let page = page.try_into()?;

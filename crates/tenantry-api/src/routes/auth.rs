@@ -6,15 +6,16 @@ use serde::{Deserialize, Serialize};
 use tenantry_core::{
     Email, PageRequest, Password, PersonName, Problem, ResourceName, TenantId, problem::Validator,
 };
-use tenantry_identity::{NewUser, TokenPair, UserView};
+use tenantry_identity::{Authenticated, NewUser, TokenPair, UserView};
 use tenantry_tenancy::Tenant;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use tenantry_http::Bucket;
+
 use crate::{
     AppState,
     extract::{Caller, Client, Json},
-    limits::Bucket,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -234,7 +235,7 @@ pub async fn refresh(
             there is no session here to end; sign out at the provider", body = Problem)))]
 pub async fn logout(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Client(client): Client,
 ) -> Result<StatusCode, Problem> {
     let Some(session_id) = caller.session_id() else {

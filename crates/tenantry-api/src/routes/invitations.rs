@@ -14,10 +14,13 @@ use tenantry_tenancy::{Invitation, InvitationPreview, NewInvitation, TenantMembe
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use tenantry_http::Bucket;
+
+use tenantry_identity::Authenticated;
+
 use crate::{
     AppState,
     extract::{Caller, Client, Json, Query, TenantCtx, parse_id},
-    limits::Bucket,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -159,7 +162,7 @@ pub async fn preview_invitation(
         (status = 429, body = Problem)))]
 pub async fn accept_invitation(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Path(token): Path<String>,
 ) -> Result<Json<TenantMembership>, Problem> {

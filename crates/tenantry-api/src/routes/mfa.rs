@@ -6,6 +6,8 @@ use tenantry_core::{Password, Problem};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use tenantry_identity::Authenticated;
+
 use crate::{
     AppState,
     extract::{Caller, Client, Json},
@@ -48,7 +50,7 @@ pub struct EnrollRequest {
         (status = 429, description = "Too many wrong passwords or codes", body = Problem)))]
 pub async fn enroll(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<EnrollRequest>,
 ) -> Result<impl IntoResponse, Problem> {
@@ -100,7 +102,7 @@ pub struct RecoveryCodesResponse {
         (status = 422, description = "Wrong code", body = Problem)))]
 pub async fn confirm(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<CodeRequest>,
 ) -> Result<Json<RecoveryCodesResponse>, Problem> {
@@ -132,7 +134,7 @@ pub struct DisableRequest {
         (status = 429, description = "Too many wrong passwords or codes", body = Problem)))]
 pub async fn disable(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<DisableRequest>,
 ) -> Result<StatusCode, Problem> {

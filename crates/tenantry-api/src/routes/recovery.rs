@@ -7,10 +7,11 @@ use tenantry_core::{Password, Problem, problem::Validator};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use tenantry_http::Bucket;
+
 use crate::{
     AppState,
     extract::{Client, Json},
-    limits::Bucket,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {

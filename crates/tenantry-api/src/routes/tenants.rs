@@ -11,6 +11,8 @@ use tenantry_tenancy::{
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use tenantry_identity::Authenticated;
+
 use crate::{
     AppState,
     extract::{Caller, Client, Json, Query, TenantCtx},
@@ -29,7 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = Page<TenantMembership>), (status = 401, body = Problem)))]
 pub async fn list_tenants(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<TenantMembership>>, Problem> {
     let page = page.try_into()?;
@@ -61,7 +63,7 @@ pub struct CreateTenant {
         (status = 409, description = "Slug taken", body = Problem), (status = 422, body = Problem)))]
 pub async fn create_tenant(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<CreateTenant>,
 ) -> Result<impl IntoResponse, Problem> {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tenantry_core::{
     JsonObject, Page, PersonName, Problem, SessionId, page::PageParams, problem::Validator,
 };
-use tenantry_identity::{ProfileChange, SessionView, UserView};
+use tenantry_identity::{Authenticated, ProfileChange, SessionView, UserView};
 use tenantry_tenancy::TenantMembership;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The signed-in user.
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "identity", security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = 401, body = Problem)))]
-pub async fn get_me(Caller(caller): Caller) -> Json<UserView> {
+pub async fn get_me(Caller(caller): Caller<Authenticated>) -> Json<UserView> {
     Json(UserView::from(&caller.user))
 }
 
@@ -75,7 +75,7 @@ fn profile_change(
     responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn patch_me(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<PatchMe>,
 ) -> Result<Json<UserView>, Problem> {
@@ -97,7 +97,7 @@ pub async fn patch_me(
     responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn put_me(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<PutMe>,
 ) -> Result<Json<UserView>, Problem> {
@@ -116,7 +116,7 @@ pub async fn put_me(
     responses((status = 200, body = Page<TenantMembership>), (status = 401, body = Problem)))]
 pub async fn my_tenants(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<TenantMembership>>, Problem> {
     let page = page.try_into()?;
@@ -137,7 +137,7 @@ pub async fn my_tenants(
     responses((status = 200, body = Page<SessionView>), (status = 401, body = Problem)))]
 pub async fn my_sessions(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<SessionView>>, Problem> {
     let page = page.try_into()?;
@@ -156,7 +156,7 @@ pub async fn my_sessions(
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn revoke_session(
     State(state): State<AppState>,
-    Caller(caller): Caller,
+    Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Path(session_id): Path<String>,
 ) -> Result<StatusCode, Problem> {

@@ -266,3 +266,27 @@ async fn real_error_answers_are_documented(app: TestApp) {
         .body(big);
     assert_eq!(check(&doc, register, r).await, 413);
 }
+
+/// The document is committed (`docs/openapi.json`, keys sorted): a change to the public
+/// contract shows in review as a change to that file. Refresh it with
+/// `TENANTRY_WRITE_DOCS=1 cargo nextest run --workspace -E 'test(openapi_document_is_committed)'`.
+#[test]
+fn openapi_document_is_committed() {
+    let document: Value = serde_json::to_value(tenantry_api::openapi()).expect("document");
+    let rendered = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&document).expect("rendered")
+    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    if std::env::var_os("TENANTRY_WRITE_DOCS").is_some() {
+        std::fs::write(&path, &rendered).expect("writing docs/openapi.json");
+    }
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default())
+            .unwrap_or_default();
+    assert!(
+        committed == document,
+        "docs/openapi.json is not the generated document: review the difference, then run \
+         this test with TENANTRY_WRITE_DOCS=1"
+    );
+}

@@ -13,9 +13,9 @@ use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
     clock::{Clock, DefaultClock},
 };
+use tenantry_core::Origin as ClientInfo;
 use tenantry_core::{ApiKeyId, Problem, TenantId, config::RateLimitConfig};
 use tenantry_db::TenantScope;
-use tenantry_identity::ClientInfo;
 
 /// The limited operations.
 #[derive(Debug, Clone, Copy)]
@@ -71,7 +71,7 @@ fn client_key(client: &ClientInfo) -> Option<IpAddr> {
 
 /// The key one client is counted under: its IPv4 address, or its IPv6 /64 (one subscriber's
 /// share; an IPv4-mapped address counts as the IPv4 one).
-pub(crate) fn ip_key(ip: IpAddr) -> IpAddr {
+pub fn ip_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
