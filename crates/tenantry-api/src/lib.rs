@@ -202,7 +202,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::project_members::router())
         .merge(routes::api_keys::router())
         .merge(routes::invitations::router())
-        .merge(routes::audit::router())
+        .merge(tenantry_audit::http::router())
         .merge(routes::settings::router())
         .merge(routes::admin::router())
         .merge(routes::documents::router())

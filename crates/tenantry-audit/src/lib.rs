@@ -9,6 +9,7 @@
 
 mod chain;
 mod erase;
+pub mod http;
 mod list;
 pub mod migrations;
 

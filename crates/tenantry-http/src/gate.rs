@@ -177,21 +177,21 @@ impl<S: Gate> FromRequestParts<S> for TenantCtx {
 }
 
 /// A platform administrator's scope for `/api/v1/admin/…`; anyone else gets 403
-/// `platform_admin_required`.
+/// `platform_admin_required`. (A handler that needs the administrator too takes [`Caller`]
+/// beside it: the caller is authenticated once per request.)
 #[derive(Debug, Clone)]
-pub struct AdminCtx<P> {
-    pub caller: Caller<P>,
+pub struct AdminCtx {
     pub scope: AdminScope,
 }
 
-impl<S: Gate> FromRequestParts<S> for AdminCtx<PrincipalOf<S>> {
+impl<S: Gate> FromRequestParts<S> for AdminCtx {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        let caller = Caller::<PrincipalOf<S>>::from_request_parts(parts, state).await?;
+        let Caller(caller) = Caller::<PrincipalOf<S>>::from_request_parts(parts, state).await?;
         let scope = state
             .authz()
-            .admin_scope(&caller.0, Arc::new(origin(parts)))?;
-        Ok(Self { caller, scope })
+            .admin_scope(&caller, Arc::new(origin(parts)))?;
+        Ok(Self { scope })
     }
 }

@@ -19,7 +19,6 @@ pub(crate) fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'d
 pub mod account;
 pub mod admin;
 pub mod api_keys;
-pub mod audit;
 pub mod auth;
 pub mod documents;
 pub mod downloads;

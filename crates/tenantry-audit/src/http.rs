@@ -1,11 +1,9 @@
-//! `GET /api/v1/tenants/{tenant_id}/audit-logs` and `GET /api/v1/admin/audit-logs`.
+//! The audit trail's HTTP surface: `GET /api/v1/tenants/{tenant_id}/audit-logs` and
+//! `GET /api/v1/admin/audit-logs`.
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use tenantry_audit::{
-    ActionFilter, AdminAuditFilter, AuditFilter, AuditRecord, ChainKind, Outcome,
-};
 use tenantry_core::{
     Page, PageRequest, Problem, TenantId, UserId, page::PageParams, problem::Validator,
     values::Invalid,
@@ -14,12 +12,16 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::{
-    AppState,
-    extract::{AdminCtx, Json, Query, TenantCtx},
-};
+use tenantry_db::Db;
+use tenantry_http::{AdminCtx, Gate, Json, Query, TenantCtx};
 
-pub fn router() -> OpenApiRouter<AppState> {
+use crate::{ActionFilter, AdminAuditFilter, AuditFilter, AuditRecord, ChainKind, Outcome};
+
+/// The audit trail's routes, for any state that authorizes ([`Gate`]) and holds the database.
+pub fn router<S: Gate>() -> OpenApiRouter<S>
+where
+    Db: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_tenant_audit_logs))
         .routes(routes!(list_admin_audit_logs))
@@ -206,13 +208,13 @@ impl AdminAuditListParams {
         (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 422, description = "Invalid filter, limit or cursor", body = Problem)))]
 pub async fn list_tenant_audit_logs(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
     Query(params): Query<AuditListParams>,
 ) -> Result<Json<Page<AuditRecord>>, Problem> {
     let (filter, page) = params.parse()?;
     Ok(Json(
-        tenantry_audit::list_tenant(&state.db, &ctx.scope, &filter, &page).await?,
+        crate::list_tenant(&db, &ctx.scope, &filter, &page).await?,
     ))
 }
 
@@ -225,12 +227,12 @@ pub async fn list_tenant_audit_logs(
         (status = 403, description = "Not a platform administrator", body = Problem),
         (status = 422, description = "Invalid filter, limit or cursor", body = Problem)))]
 pub async fn list_admin_audit_logs(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: AdminCtx,
     Query(params): Query<AdminAuditListParams>,
 ) -> Result<Json<Page<AuditRecord>>, Problem> {
     let (filter, page) = params.parse()?;
     Ok(Json(
-        tenantry_audit::list_admin(&state.db, &ctx.scope, &filter, &page).await?,
+        crate::list_admin(&db, &ctx.scope, &filter, &page).await?,
     ))
 }
