@@ -3,6 +3,7 @@
 //! tokens of external OpenID Connect issuers.
 
 mod admin;
+pub mod directory;
 mod error;
 pub mod http;
 mod keys;

@@ -19,6 +19,7 @@ use tenantry_db::{
     Actor, AdminScope, Db, DbError, FromRow, Prepared, ProjectAccess, Row, TenantScope, Tx,
     UserScope,
 };
+use tenantry_identity::directory::{AccountColumn, account_column, join_accounts};
 use tenantry_identity::{User, UserStatus};
 
 use crate::{
@@ -94,7 +95,7 @@ fn grant_query(tenant_id: TenantId, user_id: UserId) -> sea_query::SelectStateme
     q.column(("memberships", "role"))
         .expr(Expr::col(("r", "permissions")))
         .column(("tenants", "status"))
-        .column(("users", "status"))
+        .column(account_column(AccountColumn::Status))
         .column(("pm", "project_id"))
         .column(("pm", "role"))
         .expr(Expr::col(("pr", "permissions")))
@@ -102,37 +103,34 @@ fn grant_query(tenant_id: TenantId, user_id: UserId) -> sea_query::SelectStateme
         .inner_join(
             "tenants",
             Expr::col(("tenants", "id")).equals(("memberships", "tenant_id")),
-        )
-        .inner_join(
-            "users",
-            Expr::col(("users", "id")).equals(("memberships", "user_id")),
-        )
-        .join_as(
-            JoinType::LeftJoin,
-            "roles",
-            "r",
-            Expr::col(("r", "tenant_id"))
-                .equals(("memberships", "tenant_id"))
-                .and(Expr::col(("r", "name")).equals(("memberships", "role"))),
-        )
-        .join_as(
-            JoinType::LeftJoin,
-            "project_members",
-            "pm",
-            Expr::col(("pm", "tenant_id"))
-                .equals(("memberships", "tenant_id"))
-                .and(Expr::col(("pm", "user_id")).equals(("memberships", "user_id"))),
-        )
-        .join_as(
-            JoinType::LeftJoin,
-            "roles",
-            "pr",
-            Expr::col(("pr", "tenant_id"))
-                .equals(("pm", "tenant_id"))
-                .and(Expr::col(("pr", "name")).equals(("pm", "role"))),
-        )
-        .and_where(Expr::col(("memberships", "tenant_id")).eq(tenant_id))
-        .and_where(Expr::col(("memberships", "user_id")).eq(user_id));
+        );
+    join_accounts(&mut q, ("memberships", "user_id"));
+    q.join_as(
+        JoinType::LeftJoin,
+        "roles",
+        "r",
+        Expr::col(("r", "tenant_id"))
+            .equals(("memberships", "tenant_id"))
+            .and(Expr::col(("r", "name")).equals(("memberships", "role"))),
+    )
+    .join_as(
+        JoinType::LeftJoin,
+        "project_members",
+        "pm",
+        Expr::col(("pm", "tenant_id"))
+            .equals(("memberships", "tenant_id"))
+            .and(Expr::col(("pm", "user_id")).equals(("memberships", "user_id"))),
+    )
+    .join_as(
+        JoinType::LeftJoin,
+        "roles",
+        "pr",
+        Expr::col(("pr", "tenant_id"))
+            .equals(("pm", "tenant_id"))
+            .and(Expr::col(("pr", "name")).equals(("pm", "role"))),
+    )
+    .and_where(Expr::col(("memberships", "tenant_id")).eq(tenant_id))
+    .and_where(Expr::col(("memberships", "user_id")).eq(user_id));
     q
 }
 

@@ -23,6 +23,7 @@ use tenantry_core::{
 use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
 use tenantry_events::{Event, EventType, record_change};
 use tenantry_identity::Identity;
+use tenantry_identity::directory::{AccountColumn, account_column, join_accounts};
 use utoipa::ToSchema;
 
 use crate::{
@@ -118,12 +119,9 @@ async fn is_member(tx: &mut Tx, scope: &TenantScope, email: &Email) -> Result<bo
             Query::select()
                 .column(("memberships", "user_id"))
                 .from("memberships")
-                .inner_join(
-                    "users",
-                    Expr::col(("users", "id")).equals(("memberships", "user_id")),
-                )
+                .apply(|q| join_accounts(q, ("memberships", "user_id")))
                 .and_where(Expr::col(("memberships", "tenant_id")).eq(scope.tenant_id()))
-                .and_where(Expr::col(("users", "email")).eq(email.as_str())),
+                .and_where(Expr::col(account_column(AccountColumn::Email)).eq(email.as_str())),
         )
         .await?;
     Ok(found.is_some())
@@ -180,17 +178,15 @@ async fn mail_names(
                 .and_where(Expr::col("id").eq(scope.tenant_id())),
         )
         .await?;
-    let names: Option<((String, String), String)> = tx
-        .fetch_optional(
-            Query::select()
-                .columns(["first_name", "last_name", "email"])
-                .from("users")
-                .and_where(Expr::col("id").eq(inviter)),
-        )
-        .await?;
+    let inviter = tenantry_identity::directory::person_name(tx, inviter).await?;
     let tenant = tenant.ok_or(TenancyError::NotFound)?;
-    let ((first, last), email) = names.ok_or(TenancyError::NotFound)?;
-    Ok((tenant, full_name(first, last), email))
+    let inviter = inviter.ok_or(TenancyError::NotFound)?;
+    let email = inviter.email.ok_or(TenancyError::NotFound)?;
+    Ok((
+        tenant,
+        full_name(inviter.first_name, inviter.last_name),
+        email,
+    ))
 }
 
 /// Whether `inviter` may (still) send an invitation granting `role`: `members:manage` and

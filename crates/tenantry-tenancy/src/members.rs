@@ -15,6 +15,7 @@ use tenantry_core::{
 use tenantry_db::{Db, TenantScope, Tx};
 use tenantry_events::{Event, EventType, record_change};
 use tenantry_identity::Identity;
+use tenantry_identity::directory::join_accounts;
 
 use crate::{
     Invitation, Member, NewInvitation, TenancyError,
@@ -42,13 +43,9 @@ pub enum MemberRef {
 
 fn member_query(scope: &TenantScope) -> sea_query::SelectStatement {
     let mut q = Query::select();
-    q.columns(Member::COLUMNS)
-        .from("memberships")
-        .inner_join(
-            "users",
-            Expr::col(("users", "id")).equals(("memberships", "user_id")),
-        )
-        .and_where(Expr::col(("memberships", "tenant_id")).eq(scope.tenant_id()));
+    q.columns(Member::COLUMNS).from("memberships");
+    join_accounts(&mut q, ("memberships", "user_id"));
+    q.and_where(Expr::col(("memberships", "tenant_id")).eq(scope.tenant_id()));
     q
 }
 

@@ -6,6 +6,7 @@ use tenantry_core::{
     Permission, ProjectId, RoleId, SystemRole, TenantId, UserId, permission::PermissionSet,
 };
 use tenantry_db::{DbError, FromRow, Row};
+use tenantry_identity::directory::{AccountColumn, account_column};
 
 use crate::TenantSettings;
 use utoipa::ToSchema;
@@ -115,9 +116,9 @@ pub struct Member {
 impl Member {
     pub(crate) const COLUMNS: [(&'static str, &'static str); 6] = [
         ("memberships", "user_id"),
-        ("users", "email"),
-        ("users", "first_name"),
-        ("users", "last_name"),
+        account_column(AccountColumn::Email),
+        account_column(AccountColumn::FirstName),
+        account_column(AccountColumn::LastName),
         ("memberships", "role"),
         ("memberships", "created_at"),
     ];

@@ -8,6 +8,7 @@ use tenantry_audit::Entry;
 use tenantry_core::{Permission, ProjectId, TenantId, UserId};
 use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
 use tenantry_events::{Event, EventType, record_change};
+use tenantry_identity::directory::{AccountColumn, account_column, join_accounts};
 use utoipa::ToSchema;
 
 use crate::{
@@ -59,9 +60,9 @@ fn query(scope: &TenantScope, project: ProjectId) -> sea_query::SelectStatement 
         ("project_members", "user_id"),
         ("project_members", "role"),
         ("memberships", "role"),
-        ("users", "email"),
-        ("users", "first_name"),
-        ("users", "last_name"),
+        account_column(AccountColumn::Email),
+        account_column(AccountColumn::FirstName),
+        account_column(AccountColumn::LastName),
         ("project_members", "created_at"),
         ("project_members", "updated_at"),
     ])
@@ -71,13 +72,10 @@ fn query(scope: &TenantScope, project: ProjectId) -> sea_query::SelectStatement 
         Expr::col(("memberships", "tenant_id"))
             .equals(("project_members", "tenant_id"))
             .and(Expr::col(("memberships", "user_id")).equals(("project_members", "user_id"))),
-    )
-    .inner_join(
-        "users",
-        Expr::col(("users", "id")).equals(("project_members", "user_id")),
-    )
-    .and_where(Expr::col(("project_members", "tenant_id")).eq(scope.tenant_id()))
-    .and_where(Expr::col(("project_members", "project_id")).eq(project));
+    );
+    join_accounts(&mut q, ("project_members", "user_id"));
+    q.and_where(Expr::col(("project_members", "tenant_id")).eq(scope.tenant_id()))
+        .and_where(Expr::col(("project_members", "project_id")).eq(project));
     q
 }
 

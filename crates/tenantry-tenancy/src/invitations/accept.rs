@@ -8,6 +8,7 @@ use tenantry_audit::Entry;
 use tenantry_core::{Origin, ProjectId, TenantId, UserId};
 use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
 use tenantry_events::{Event, EventType, record_change};
+use tenantry_identity::directory::{AccountColumn, account_column, join_accounts};
 use tenantry_identity::{Identity, User};
 use utoipa::ToSchema;
 
@@ -59,17 +60,17 @@ impl Found {
                 ("invitations", "revoked_at"),
             ])
             .columns([("tenants", "name"), ("tenants", "status")])
-            .columns([("users", "first_name"), ("users", "last_name")])
+            .columns([
+                account_column(AccountColumn::FirstName),
+                account_column(AccountColumn::LastName),
+            ])
             .from("invitations")
             .inner_join(
                 "tenants",
                 Expr::col(("tenants", "id")).equals(("invitations", "tenant_id")),
             )
-            .inner_join(
-                "users",
-                Expr::col(("users", "id")).equals(("invitations", "invited_by")),
-            )
             .and_where(Expr::col(("invitations", "token_hash")).eq(digest.to_vec()));
+        join_accounts(&mut q, ("invitations", "invited_by"));
         q
     }
 

@@ -59,26 +59,8 @@ pub(super) async fn count_sender(
     now: DateTime<Utc>,
     limits: &TenancyConfig,
 ) -> Result<(), TenancyError> {
-    let mut q = Query::select();
-    q.columns(["email_verified", "is_guest"])
-        .from("users")
-        .and_where(Expr::col("id").eq(sender))
-        .and_where(Expr::col("email").is_not_null());
-    tx.for_update(&mut q);
-    struct Sender {
-        verified: bool,
-        guest: bool,
-    }
-    impl FromRow for Sender {
-        fn from_row(row: &mut Row<'_>) -> Result<Self, DbError> {
-            Ok(Self {
-                verified: row.bool()?,
-                guest: row.bool()?,
-            })
-        }
-    }
-    let account: Option<Sender> = tx.fetch_optional(&q).await?;
-    if !account.is_some_and(|a| a.verified && !a.guest) {
+    let account = tenantry_identity::directory::lock_sender(tx, sender).await?;
+    if !account.is_some_and(|a| a.email_verified && !a.is_guest) {
         return Err(TenancyError::SenderNotVerified);
     }
     let since = now - WINDOW;
