@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, Order, Query};
 use sha2::{Digest, Sha256};
 use tenantry_core::{AuditId, Origin, TenantId};
-use tenantry_db::{AdminScope, Db, DbError, FromRow, Row, Tx};
+use tenantry_db::{AdminScope, Db, DbError, FromRow, InsertRow, Row, Tx};
 use uuid::Uuid;
 
 use crate::{AuditActor, Chain, Entry, redact};
@@ -213,32 +213,30 @@ pub(crate) async fn append(
         project_id: entry.project_id.map(|p| p.as_uuid()),
     };
     let hash = digest(&prev, &fields);
-    tx.execute(
-        Query::insert()
-            .into_table("audit_logs")
-            .columns(COLUMNS)
-            .values_panic([
-                fields.chain.into(),
-                fields.seq.into(),
-                fields.tenant_id.into(),
-                fields.id.into(),
-                fields.occurred_at.into(),
-                fields.actor_type.into(),
-                fields.actor_id.into(),
-                fields.actor_user_id.into(),
-                fields.action.into(),
-                fields.target_type.into(),
-                fields.target_id.into(),
-                fields.outcome.into(),
-                fields.request_id.into(),
-                fields.ip.into(),
-                fields.user_agent.into(),
-                fields.summary.into(),
-                fields.project_id.into(),
-                prev.into(),
-                hash.to_vec().into(),
-            ]),
-    )
+    tx.execute(Query::insert().into_table("audit_logs").row_in(
+        COLUMNS,
+        [
+            fields.chain.into(),
+            fields.seq.into(),
+            fields.tenant_id.into(),
+            fields.id.into(),
+            fields.occurred_at.into(),
+            fields.actor_type.into(),
+            fields.actor_id.into(),
+            fields.actor_user_id.into(),
+            fields.action.into(),
+            fields.target_type.into(),
+            fields.target_id.into(),
+            fields.outcome.into(),
+            fields.request_id.into(),
+            fields.ip.into(),
+            fields.user_agent.into(),
+            fields.summary.into(),
+            fields.project_id.into(),
+            prev.into(),
+            hash.to_vec().into(),
+        ],
+    ))
     .await?;
     Ok(())
 }

@@ -70,7 +70,7 @@ mod tests {
     use sea_query::{Expr, ExprTrait, Query};
 
     use super::*;
-    use crate::Db;
+    use crate::{Db, InsertRow};
 
     fn mark(id: &str) -> Arc<EffectMark> {
         Arc::new(EffectMark::new(
@@ -85,13 +85,8 @@ mod tests {
 
     async fn write(db: &Db, n: i64) -> Result<(), DbError> {
         let mut tx = db.begin_write().await?;
-        tx.execute(
-            Query::insert()
-                .into_table("effects")
-                .columns(["n"])
-                .values_panic([n.into()]),
-        )
-        .await?;
+        tx.execute(Query::insert().into_table("effects").row([("n", n.into())]))
+            .await?;
         tx.commit().await
     }
 

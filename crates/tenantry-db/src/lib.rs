@@ -12,6 +12,7 @@
 mod bind;
 mod effect;
 mod error;
+mod insert;
 mod like;
 pub mod migrate;
 pub mod migrations;
@@ -32,6 +33,7 @@ use tenantry_core::{UserId, config::DatabaseConfig};
 
 pub use effect::EffectMark;
 pub use error::DbError;
+pub use insert::InsertRow;
 pub use like::contains_pattern;
 pub use prepared::{Bound, Prepared, Statement};
 pub use row::{FromRow, Row};

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, Order, Query};
 
+use crate::InsertRow;
 use crate::{APP_ROLE, Backend, Db, DbError, FromRow, Row};
 
 /// One schema change. `up` and `down` return the statements to run, in order.
@@ -266,16 +267,11 @@ impl Migrator {
                     )
                 })?;
             }
-            tx.execute(
-                Query::insert()
-                    .into_table(LEDGER)
-                    .columns(["version", "name", "applied_at"])
-                    .values_panic([
-                        migration.version.into(),
-                        migration.name.into(),
-                        tenantry_core::now().into(),
-                    ]),
-            )
+            tx.execute(Query::insert().into_table(LEDGER).row([
+                ("version", migration.version.into()),
+                ("name", migration.name.into()),
+                ("applied_at", tenantry_core::now().into()),
+            ]))
             .await?;
             tx.commit().await?;
             tracing::info!(

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tenantry_audit::{AuditActor, Chain, Entry};
 use tenantry_core::{Origin, TenantId, UserId};
-use tenantry_db::{DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_db::{DbError, FromRow, InsertRow, Row, TenantScope, Tx};
 use uuid::Uuid;
 
 /// The CloudEvents specification version of every event.
@@ -162,11 +162,14 @@ fn outbox_insert(table: &'static str, event: &CloudEvent) -> sea_query::InsertSt
     if let Some(tenant) = event.tenantid {
         pairs.insert(0, ("tenant_id", tenant.into()));
     }
-    let (columns, values): (Vec<&str>, Vec<sea_query::Value>) = pairs.into_iter().unzip();
     Query::insert()
         .into_table(table)
-        .columns(columns)
-        .values_panic(values.into_iter().map(Into::into))
+        .row_of(
+            pairs
+                .into_iter()
+                .map(|(column, value)| (column, value.into()))
+                .collect(),
+        )
         .to_owned()
 }
 

@@ -6,7 +6,7 @@ use sea_query::{Expr, ExprTrait, Query};
 use serde_json::json;
 use tenantry_audit::Entry;
 use tenantry_core::{DocumentId, FileId, Permission, ProjectId};
-use tenantry_db::{TenantScope, Tx};
+use tenantry_db::{InsertRow, TenantScope, Tx};
 use tenantry_events::{Event, EventType};
 use tenantry_storage::{BlobKey, PutError, PutOutcome, sniff};
 
@@ -276,28 +276,15 @@ impl Files {
         let size = i64::try_from(staged.outcome.size).unwrap_or(i64::MAX);
         let mut tx = self.db().begin_tenant(scope).await?;
         self.check_project(&mut tx, scope, new.project).await?;
-        tx.execute(
-            Query::insert()
-                .into_table("files")
-                .columns([
-                    "tenant_id",
-                    "id",
-                    "sha256",
-                    "md5",
-                    "size",
-                    "storage_key",
-                    "created_at",
-                ])
-                .values_panic([
-                    scope.tenant_id().into(),
-                    file_id.into(),
-                    staged.outcome.sha256.as_str().into(),
-                    staged.outcome.md5.as_str().into(),
-                    size.into(),
-                    key.as_str().into(),
-                    tenantry_core::now().into(),
-                ]),
-        )
+        tx.execute(Query::insert().into_table("files").row([
+            ("tenant_id", scope.tenant_id().into()),
+            ("id", file_id.into()),
+            ("sha256", staged.outcome.sha256.as_str().into()),
+            ("md5", staged.outcome.md5.as_str().into()),
+            ("size", size.into()),
+            ("storage_key", key.as_str().into()),
+            ("created_at", tenantry_core::now().into()),
+        ]))
         .await?;
         let delta = Delta {
             bytes: size,
@@ -326,34 +313,18 @@ impl Files {
     ) -> Result<Document, FilesError> {
         let now = tenantry_core::now();
         let size = i64::try_from(staged.outcome.size).unwrap_or(i64::MAX);
-        tx.execute(
-            Query::insert()
-                .into_table("documents")
-                .columns([
-                    "tenant_id",
-                    "id",
-                    "file_id",
-                    "filename",
-                    "mime_type",
-                    "size",
-                    "user_id",
-                    "project_id",
-                    "created_at",
-                    "updated_at",
-                ])
-                .values_panic([
-                    scope.tenant_id().into(),
-                    new.id.into(),
-                    file_id.into(),
-                    new.filename.as_str().into(),
-                    new.mime_type.as_str().into(),
-                    size.into(),
-                    scope.actor().user_id().into(),
-                    new.project.into(),
-                    now.into(),
-                    now.into(),
-                ]),
-        )
+        tx.execute(Query::insert().into_table("documents").row([
+            ("tenant_id", scope.tenant_id().into()),
+            ("id", new.id.into()),
+            ("file_id", file_id.into()),
+            ("filename", new.filename.as_str().into()),
+            ("mime_type", new.mime_type.as_str().into()),
+            ("size", size.into()),
+            ("user_id", scope.actor().user_id().into()),
+            ("project_id", new.project.into()),
+            ("created_at", now.into()),
+            ("updated_at", now.into()),
+        ]))
         .await?;
         let stored = usage::apply(tx, scope.tenant_id(), delta).await?;
         if let Some(quota) = self.quota()

@@ -3,7 +3,7 @@
 
 use sea_query::{Expr, ExprTrait, OnConflict, Query};
 use tenantry_core::{Permission, TenantId};
-use tenantry_db::{DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_db::{DbError, FromRow, InsertRow, Row, TenantScope, Tx};
 
 use crate::{Files, FilesError, StorageUsage, access::require};
 
@@ -43,8 +43,12 @@ pub(crate) async fn apply(tx: &mut Tx, tenant: TenantId, delta: Delta) -> Result
     tx.execute(
         Query::insert()
             .into_table("storage_usage")
-            .columns(["tenant_id", "bytes", "files", "documents"])
-            .values_panic([tenant.into(), 0i64.into(), 0i64.into(), 0i64.into()])
+            .row([
+                ("tenant_id", tenant.into()),
+                ("bytes", 0i64.into()),
+                ("files", 0i64.into()),
+                ("documents", 0i64.into()),
+            ])
             .on_conflict(OnConflict::column("tenant_id").do_nothing().to_owned()),
     )
     .await?;

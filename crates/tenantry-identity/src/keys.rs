@@ -30,7 +30,7 @@ use sea_query::{Expr, ExprTrait, Order, Query};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tenantry_core::crypto::MasterKey;
-use tenantry_db::{Db, DbError, FromRow, Row};
+use tenantry_db::{Db, DbError, FromRow, InsertRow, Row};
 
 use crate::tokens::VerifiedTokens;
 
@@ -251,24 +251,18 @@ async fn insert(
     sealer: &MasterKey,
 ) -> anyhow::Result<()> {
     tx.execute(
-        Query::insert()
-            .into_table("signing_keys")
-            .columns([
-                "kid",
-                "algorithm",
+        Query::insert().into_table("signing_keys").row([
+            ("kid", key.kid.clone().into()),
+            ("algorithm", ALGORITHM.into()),
+            (
                 "private_key",
-                "public_key",
-                "created_at",
-            ])
-            .values_panic([
-                key.kid.clone().into(),
-                ALGORITHM.into(),
                 sealer
                     .seal(&key.private_der, &seal_context(&key.kid))
                     .into(),
-                key.public_raw.clone().into(),
-                now.into(),
-            ]),
+            ),
+            ("public_key", key.public_raw.clone().into()),
+            ("created_at", now.into()),
+        ]),
     )
     .await
     .context("storing a signing key")?;

@@ -10,7 +10,7 @@ use sea_query::{Expr, ExprTrait, Query};
 use serde_json::json;
 use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::UserId;
-use tenantry_db::{DbError, FromRow, Row, Tx};
+use tenantry_db::{DbError, FromRow, InsertRow, Row, Tx};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 use crate::{
@@ -309,14 +309,12 @@ impl Identity {
         let now = tenantry_core::now();
         let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
         let mut insert = Query::insert();
-        insert
-            .into_table("mfa_recovery_codes")
-            .columns(["code_hash", "user_id", "created_at"]);
+        insert.into_table("mfa_recovery_codes");
         for code in &codes {
-            insert.values_panic([
-                self.recovery_mac(user, code).into(),
-                user.into(),
-                now.into(),
+            insert.row([
+                ("code_hash", self.recovery_mac(user, code).into()),
+                ("user_id", user.into()),
+                ("created_at", now.into()),
             ]);
         }
         tx.execute(&insert).await?;

@@ -9,7 +9,7 @@ use sea_query::{Expr, ExprTrait, Query};
 use serde_json::json;
 use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{Email, Password, SessionId, UserId};
-use tenantry_db::{DbError, FromRow, Row, Tx};
+use tenantry_db::{DbError, FromRow, InsertRow, Row, Tx};
 
 use crate::{
     ClientInfo, Identity, IdentityError, User,
@@ -157,26 +157,14 @@ async fn issue(
     )
     .await?;
     let (token, digest) = tokens::new_link_token();
-    tx.execute(
-        Query::insert()
-            .into_table("user_tokens")
-            .columns([
-                "token_hash",
-                "user_id",
-                "purpose",
-                "email",
-                "created_at",
-                "expires_at",
-            ])
-            .values_panic([
-                digest.into(),
-                user_id.into(),
-                purpose.as_str().into(),
-                email.into(),
-                now.into(),
-                (now + ttl).into(),
-            ]),
-    )
+    tx.execute(Query::insert().into_table("user_tokens").row([
+        ("token_hash", digest.into()),
+        ("user_id", user_id.into()),
+        ("purpose", purpose.as_str().into()),
+        ("email", email.into()),
+        ("created_at", now.into()),
+        ("expires_at", (now + ttl).into()),
+    ]))
     .await?;
     Ok(token)
 }

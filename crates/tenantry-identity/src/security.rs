@@ -7,7 +7,7 @@ use sea_query::{Expr, ExprTrait, Order, Query};
 use serde::Serialize;
 use tenantry_audit::{AuditActor, Chain, Entry, Outcome};
 use tenantry_core::{Origin, Page, PageRequest, UserId};
-use tenantry_db::{DbError, FromRow, Row, Tx};
+use tenantry_db::{DbError, FromRow, InsertRow, Row, Tx};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -141,30 +141,22 @@ pub(crate) async fn record(
 ) -> Result<(), DbError> {
     tracing::info!(event = kind.as_str(), user_id = ?user_id.map(|u| u.to_string()), "security event");
     tx.execute(
-        Query::insert()
-            .into_table("security_events")
-            .columns([
-                "id",
-                "user_id",
-                "kind",
-                "ip",
+        Query::insert().into_table("security_events").row([
+            ("id", Uuid::now_v7().into()),
+            ("user_id", user_id.into()),
+            ("kind", kind.as_str().into()),
+            ("ip", client.ip.clone().into()),
+            (
                 "user_agent",
-                "detail",
-                "created_at",
-            ])
-            .values_panic([
-                Uuid::now_v7().into(),
-                user_id.into(),
-                kind.as_str().into(),
-                client.ip.clone().into(),
                 client
                     .user_agent
                     .as_deref()
                     .map(|ua| ua.chars().take(256).collect::<String>())
                     .into(),
-                detail.clone().into(),
-                tenantry_core::now().into(),
-            ]),
+            ),
+            ("detail", detail.clone().into()),
+            ("created_at", tenantry_core::now().into()),
+        ]),
     )
     .await?;
     let entry = Entry {

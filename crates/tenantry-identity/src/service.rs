@@ -10,7 +10,7 @@ use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{
     Email, Origin, Password, PersonName, SessionId, UserId, config::Config, crypto::MasterKey,
 };
-use tenantry_db::{Db, FromRow, Prepared, Tx};
+use tenantry_db::{Db, FromRow, InsertRow, Prepared, Tx};
 use tenantry_events::{Event, EventType};
 use tenantry_notify::Mailer;
 
@@ -489,38 +489,20 @@ pub(crate) async fn insert_user_row(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<UserId, tenantry_db::DbError> {
     let id = UserId::new();
-    tx.execute(
-        Query::insert()
-            .into_table("users")
-            .columns([
-                "id",
-                "email",
-                "email_verified",
-                "password_hash",
-                "first_name",
-                "last_name",
-                "display_name",
-                "is_guest",
-                "is_platform_admin",
-                "preferences",
-                "created_at",
-                "updated_at",
-            ])
-            .values_panic([
-                id.into(),
-                row.email.map(str::to_owned).into(),
-                row.email_verified.into(),
-                row.password_hash.into(),
-                row.first_name.into(),
-                row.last_name.into(),
-                row.display_name.into(),
-                row.is_guest.into(),
-                row.is_platform_admin.into(),
-                serde_json::json!({}).into(),
-                now.into(),
-                now.into(),
-            ]),
-    )
+    tx.execute(Query::insert().into_table("users").row([
+        ("id", id.into()),
+        ("email", row.email.map(str::to_owned).into()),
+        ("email_verified", row.email_verified.into()),
+        ("password_hash", row.password_hash.into()),
+        ("first_name", row.first_name.into()),
+        ("last_name", row.last_name.into()),
+        ("display_name", row.display_name.into()),
+        ("is_guest", row.is_guest.into()),
+        ("is_platform_admin", row.is_platform_admin.into()),
+        ("preferences", serde_json::json!({}).into()),
+        ("created_at", now.into()),
+        ("updated_at", now.into()),
+    ]))
     .await?;
     Ok(id)
 }

@@ -5,7 +5,7 @@ use sea_query::{Expr, ExprTrait, Order, Query};
 use serde_json::json;
 use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{Page, PageRequest, SessionId, UserId};
-use tenantry_db::{DbError, FromRow, Row, Tx};
+use tenantry_db::{DbError, FromRow, InsertRow, Row, Tx};
 
 use crate::{
     ClientInfo, Identity, IdentityError, SessionView, TokenPair, UserStatus,
@@ -49,17 +49,12 @@ async fn insert_refresh_token(
     expires_at: DateTime<Utc>,
 ) -> Result<String, DbError> {
     let (token, token_digest) = tokens::new_refresh_token();
-    tx.execute(
-        Query::insert()
-            .into_table("refresh_tokens")
-            .columns(["token_hash", "session_id", "created_at", "expires_at"])
-            .values_panic([
-                token_digest.into(),
-                session_id.into(),
-                tenantry_core::now().into(),
-                expires_at.into(),
-            ]),
-    )
+    tx.execute(Query::insert().into_table("refresh_tokens").row([
+        ("token_hash", token_digest.into()),
+        ("session_id", session_id.into()),
+        ("created_at", tenantry_core::now().into()),
+        ("expires_at", expires_at.into()),
+    ]))
     .await?;
     Ok(token)
 }
@@ -113,28 +108,15 @@ impl Identity {
             .as_deref()
             .map(|ua| ua.chars().take(MAX_USER_AGENT).collect::<String>());
         let mut tx = self.db.begin_write().await?;
-        tx.execute(
-            Query::insert()
-                .into_table("sessions")
-                .columns([
-                    "id",
-                    "user_id",
-                    "created_at",
-                    "last_used_at",
-                    "expires_at",
-                    "user_agent",
-                    "ip",
-                ])
-                .values_panic([
-                    session_id.into(),
-                    user_id.into(),
-                    now.into(),
-                    now.into(),
-                    expires_at.into(),
-                    user_agent.into(),
-                    client.ip.clone().into(),
-                ]),
-        )
+        tx.execute(Query::insert().into_table("sessions").row([
+            ("id", session_id.into()),
+            ("user_id", user_id.into()),
+            ("created_at", now.into()),
+            ("last_used_at", now.into()),
+            ("expires_at", expires_at.into()),
+            ("user_agent", user_agent.into()),
+            ("ip", client.ip.clone().into()),
+        ]))
         .await?;
         let refresh_token = insert_refresh_token(&mut tx, session_id, expires_at).await?;
         audit(

@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_query::{Expr, ExprTrait, OnConflict, Query};
-use tenantry_db::{DbError, FromRow, Row, Tx};
+use tenantry_db::{DbError, FromRow, InsertRow, Row, Tx};
 
 use crate::Identity;
 
@@ -124,19 +124,12 @@ impl Identity {
         tx.execute(
             Query::insert()
                 .into_table("login_throttle")
-                .columns([
-                    "key_hash",
-                    "failures",
-                    "window_started_at",
-                    "window_failures",
-                    "updated_at",
-                ])
-                .values_panic([
-                    key.0.clone().into(),
-                    1i64.into(),
-                    now.into(),
-                    1i64.into(),
-                    now.into(),
+                .row([
+                    ("key_hash", key.0.clone().into()),
+                    ("failures", 1i64.into()),
+                    ("window_started_at", now.into()),
+                    ("window_failures", 1i64.into()),
+                    ("updated_at", now.into()),
                 ])
                 .on_conflict(
                     OnConflict::column("key_hash")

@@ -8,7 +8,7 @@ use lettre::message::Mailbox;
 use rand::Rng;
 use sea_query::{Expr, ExprTrait, Func, Order, Query};
 use tenantry_core::{config::Config, crypto::MasterKey};
-use tenantry_db::{Db, DbError, FromRow, Row, Tx, periodic::PeriodicTask};
+use tenantry_db::{Db, DbError, FromRow, InsertRow, Row, Tx, periodic::PeriodicTask};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -113,18 +113,13 @@ impl Mailer {
         })?;
         let payload = self.0.key.seal(&envelope, &outbox_context(id));
         let now = tenantry_core::now();
-        tx.execute(
-            Query::insert()
-                .into_table("mail_outbox")
-                .columns(["id", "template", "payload", "next_attempt_at", "created_at"])
-                .values_panic([
-                    id.into(),
-                    template.into(),
-                    payload.into(),
-                    now.into(),
-                    now.into(),
-                ]),
-        )
+        tx.execute(Query::insert().into_table("mail_outbox").row([
+            ("id", id.into()),
+            ("template", template.into()),
+            ("payload", payload.into()),
+            ("next_attempt_at", now.into()),
+            ("created_at", now.into()),
+        ]))
         .await
         .context("queueing an e-mail")?;
         Ok(id)

@@ -15,7 +15,7 @@ use tenantry_core::{
     ApiKeyId, Page, PageRequest, Permission, ProjectId, ResourceName, UserId,
     permission::PermissionSet,
 };
-use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_db::{Db, DbError, FromRow, InsertRow, Row, TenantScope, Tx};
 use tenantry_events::{Event, EventType, record_change};
 use utoipa::ToSchema;
 
@@ -189,36 +189,19 @@ pub async fn create_api_key(
         KeyGrant::Permissions(set) => Some(serde_json::json!(names(set))),
         KeyGrant::Role(_) => None,
     };
-    tx.execute(
-        Query::insert()
-            .into_table("api_keys")
-            .columns([
-                "tenant_id",
-                "id",
-                "name",
-                "prefix",
-                "key_hash",
-                "role",
-                "permissions",
-                "project_id",
-                "created_by",
-                "created_at",
-                "expires_at",
-            ])
-            .values_panic([
-                scope.tenant_id().into(),
-                id.into(),
-                new.name.as_str().into(),
-                secret[..DISPLAYED_PREFIX].into(),
-                api_key_hash(&secret).to_vec().into(),
-                role.clone().into(),
-                explicit.into(),
-                new.project_id.into(),
-                creator.into(),
-                now.into(),
-                new.expires_at.into(),
-            ]),
-    )
+    tx.execute(Query::insert().into_table("api_keys").row([
+        ("tenant_id", scope.tenant_id().into()),
+        ("id", id.into()),
+        ("name", new.name.as_str().into()),
+        ("prefix", secret[..DISPLAYED_PREFIX].into()),
+        ("key_hash", api_key_hash(&secret).to_vec().into()),
+        ("role", role.clone().into()),
+        ("permissions", explicit.into()),
+        ("project_id", new.project_id.into()),
+        ("created_by", creator.into()),
+        ("created_at", now.into()),
+        ("expires_at", new.expires_at.into()),
+    ]))
     .await?;
     let key = fetch(&mut tx, scope, id)
         .await?

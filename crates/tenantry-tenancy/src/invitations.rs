@@ -20,7 +20,7 @@ use tenantry_core::{
     Email, InvitationId, Page, PageRequest, Permission, ProjectId, TenantId, UserId,
     config::TenancyConfig, permission::PermissionSet,
 };
-use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_db::{Db, DbError, FromRow, InsertRow, Row, TenantScope, Tx};
 use tenantry_events::{Event, EventType, record_change};
 use tenantry_identity::Identity;
 use tenantry_identity::directory::{AccountColumn, account_column, join_accounts};
@@ -243,32 +243,17 @@ pub async fn create_invitation(
     }
     limits::check_tenant(&mut tx, scope, &new.email, now, limits).await?;
     let replaced = revoke_earlier(&mut tx, scope, &new.email, now).await?;
-    tx.execute(
-        Query::insert()
-            .into_table("invitations")
-            .columns([
-                "tenant_id",
-                "id",
-                "email",
-                "role",
-                "project_id",
-                "token_hash",
-                "invited_by",
-                "created_at",
-                "expires_at",
-            ])
-            .values_panic([
-                scope.tenant_id().into(),
-                id.into(),
-                new.email.as_str().into(),
-                new.role.as_str().into(),
-                new.project_id.into(),
-                token_hash.into(),
-                inviter.into(),
-                now.into(),
-                expires_at.into(),
-            ]),
-    )
+    tx.execute(Query::insert().into_table("invitations").row([
+        ("tenant_id", scope.tenant_id().into()),
+        ("id", id.into()),
+        ("email", new.email.as_str().into()),
+        ("role", new.role.as_str().into()),
+        ("project_id", new.project_id.into()),
+        ("token_hash", token_hash.into()),
+        ("invited_by", inviter.into()),
+        ("created_at", now.into()),
+        ("expires_at", expires_at.into()),
+    ]))
     .await
     .map_err(|e| {
         // Another invitation of the address committed between our revoke and insert.

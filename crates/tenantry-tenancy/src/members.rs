@@ -12,7 +12,7 @@ use tenantry_audit::Entry;
 use tenantry_core::{
     Email, Page, PageRequest, Permission, SystemRole, TenantId, UserId, config::TenancyConfig,
 };
-use tenantry_db::{Db, TenantScope, Tx};
+use tenantry_db::{Db, InsertRow, TenantScope, Tx};
 use tenantry_events::{Event, EventType, record_change};
 use tenantry_identity::Identity;
 use tenantry_identity::directory::join_accounts;
@@ -80,18 +80,13 @@ pub(crate) async fn insert_membership(
     role: &str,
     now: DateTime<Utc>,
 ) -> Result<(), TenancyError> {
-    tx.execute(
-        Query::insert()
-            .into_table("memberships")
-            .columns(["tenant_id", "user_id", "role", "created_at", "updated_at"])
-            .values_panic([
-                tenant_id.into(),
-                user_id.into(),
-                role.into(),
-                now.into(),
-                now.into(),
-            ]),
-    )
+    tx.execute(Query::insert().into_table("memberships").row([
+        ("tenant_id", tenant_id.into()),
+        ("user_id", user_id.into()),
+        ("role", role.into()),
+        ("created_at", now.into()),
+        ("updated_at", now.into()),
+    ]))
     .await
     .map_err(|e| match e {
         tenantry_db::DbError::UniqueViolation { .. } => TenancyError::AlreadyMember,

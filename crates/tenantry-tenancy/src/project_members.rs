@@ -6,7 +6,7 @@ use sea_query::{Expr, ExprTrait, OnConflict, Order, Query};
 use serde::Serialize;
 use tenantry_audit::Entry;
 use tenantry_core::{Permission, ProjectId, TenantId, UserId};
-use tenantry_db::{Db, DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_db::{Db, DbError, FromRow, InsertRow, Row, TenantScope, Tx};
 use tenantry_events::{Event, EventType, record_change};
 use tenantry_identity::directory::{AccountColumn, account_column, join_accounts};
 use utoipa::ToSchema;
@@ -91,21 +91,13 @@ pub(crate) async fn upsert_project_role(
     tx.execute(
         Query::insert()
             .into_table("project_members")
-            .columns([
-                "tenant_id",
-                "project_id",
-                "user_id",
-                "role",
-                "created_at",
-                "updated_at",
-            ])
-            .values_panic([
-                tenant_id.into(),
-                project.into(),
-                user_id.into(),
-                role.into(),
-                now.into(),
-                now.into(),
+            .row([
+                ("tenant_id", tenant_id.into()),
+                ("project_id", project.into()),
+                ("user_id", user_id.into()),
+                ("role", role.into()),
+                ("created_at", now.into()),
+                ("updated_at", now.into()),
             ])
             .on_conflict(
                 OnConflict::columns(["tenant_id", "project_id", "user_id"])

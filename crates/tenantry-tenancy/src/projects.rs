@@ -5,7 +5,9 @@ use tenantry_audit::Entry;
 use tenantry_core::{
     Description, JsonObject, Page, PageRequest, Permission, ProjectId, ResourceName, TenantId,
 };
-use tenantry_db::{Bound, Db, DbError, Prepared, ProjectFilter as Visible, TenantScope, Tx};
+use tenantry_db::{
+    Bound, Db, DbError, InsertRow, Prepared, ProjectFilter as Visible, TenantScope, Tx,
+};
 use tenantry_events::{Event, EventType, record_change};
 
 use crate::{Project, TenancyError, model::ProjectRow, tenants::require};
@@ -133,28 +135,23 @@ pub async fn create_project(
     let now = tenantry_core::now();
     let mut tx = db.begin_tenant(scope).await?;
     tx.execute(
-        Query::insert()
-            .into_table("projects")
-            .columns([
-                "tenant_id",
-                "id",
-                "name",
+        Query::insert().into_table("projects").row([
+            ("tenant_id", scope.tenant_id().into()),
+            ("id", id.into()),
+            ("name", new.name.as_str().into()),
+            (
                 "description",
-                "settings",
-                "created_at",
-                "updated_at",
-            ])
-            .values_panic([
-                scope.tenant_id().into(),
-                id.into(),
-                new.name.as_str().into(),
                 new.description.map(Description::into_inner).into(),
+            ),
+            (
+                "settings",
                 new.settings
                     .map_or_else(|| serde_json::json!({}), JsonObject::into_inner)
                     .into(),
-                now.into(),
-                now.into(),
-            ]),
+            ),
+            ("created_at", now.into()),
+            ("updated_at", now.into()),
+        ]),
     )
     .await
     .map_err(name_taken)?;

@@ -9,7 +9,7 @@ use tenantry_audit::Entry;
 use tenantry_core::{
     Description, Permission, RoleId, RoleName, SystemRole, permission::PermissionSet,
 };
-use tenantry_db::{Db, TenantScope, Tx};
+use tenantry_db::{Db, InsertRow, TenantScope, Tx};
 use tenantry_events::{Event, EventType, record_change};
 
 use crate::{
@@ -160,28 +160,18 @@ pub async fn create_role(
     let now = tenantry_core::now();
     let permission_names = names(new.permissions);
     let mut tx = db.begin_tenant(scope).await?;
-    tx.execute(
-        Query::insert()
-            .into_table("roles")
-            .columns([
-                "tenant_id",
-                "id",
-                "name",
-                "description",
-                "permissions",
-                "created_at",
-                "updated_at",
-            ])
-            .values_panic([
-                scope.tenant_id().into(),
-                id.into(),
-                new.name.as_str().into(),
-                new.description.map(Description::into_inner).into(),
-                serde_json::json!(permission_names).into(),
-                now.into(),
-                now.into(),
-            ]),
-    )
+    tx.execute(Query::insert().into_table("roles").row([
+        ("tenant_id", scope.tenant_id().into()),
+        ("id", id.into()),
+        ("name", new.name.as_str().into()),
+        (
+            "description",
+            new.description.map(Description::into_inner).into(),
+        ),
+        ("permissions", serde_json::json!(permission_names).into()),
+        ("created_at", now.into()),
+        ("updated_at", now.into()),
+    ]))
     .await
     .map_err(name_taken)?;
     let role = custom_by_id(&mut tx, scope, id)

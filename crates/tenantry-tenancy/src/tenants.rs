@@ -5,7 +5,7 @@ use tenantry_audit::Entry;
 use tenantry_core::{
     Origin, Page, PageRequest, Permission, ResourceName, Slug, SystemRole, TenantId, UserId,
 };
-use tenantry_db::{Db, TenantScope, Tx, UserScope};
+use tenantry_db::{Db, InsertRow, TenantScope, Tx, UserScope};
 use tenantry_events::{Event, EventType, record_change};
 use tenantry_identity::User;
 
@@ -46,28 +46,15 @@ pub async fn create_tenant_in(
     let scope = scope_for_new_tenant(id, creator, origin);
     tx.enter_tenant(&scope).await?;
     let now = tenantry_core::now();
-    tx.execute(
-        Query::insert()
-            .into_table("tenants")
-            .columns([
-                "id",
-                "name",
-                "slug",
-                "status",
-                "settings",
-                "created_at",
-                "updated_at",
-            ])
-            .values_panic([
-                id.into(),
-                name.as_str().into(),
-                slug.as_str().into(),
-                TenantStatus::Active.as_str().into(),
-                serde_json::json!({}).into(),
-                now.into(),
-                now.into(),
-            ]),
-    )
+    tx.execute(Query::insert().into_table("tenants").row([
+        ("id", id.into()),
+        ("name", name.as_str().into()),
+        ("slug", slug.as_str().into()),
+        ("status", TenantStatus::Active.as_str().into()),
+        ("settings", serde_json::json!({}).into()),
+        ("created_at", now.into()),
+        ("updated_at", now.into()),
+    ]))
     .await
     .map_err(|e| {
         if e.is_unique_violation_on("slug") {

@@ -405,3 +405,22 @@ fn shared_crates_depend_on_no_context() {
         "the manifest parser found the dependencies"
     );
 }
+
+/// Inserts write each column beside its value (`tenantry_db::InsertRow`): two parallel lists
+/// can disagree in order, and sea-query's `values_panic` panics when they disagree in length.
+#[test]
+fn inserts_pair_columns_with_values() {
+    let mut offenders = Vec::new();
+    for dir in crates().values() {
+        for file in rust_files(&dir.join("src")) {
+            let text = std::fs::read_to_string(&file).unwrap();
+            if production(&text).contains(".values_panic(") {
+                offenders.push(file.strip_prefix(crates_dir()).unwrap_or(&file).to_owned());
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "use InsertRow::row / row_in instead of columns + values_panic in {offenders:?}"
+    );
+}

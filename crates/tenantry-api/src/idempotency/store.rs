@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement};
 use tenantry_core::crypto::MasterKey;
-use tenantry_db::{AdminScope, Db, DbError, EffectMark, FromRow, Row, TenantScope, Tx};
+use tenantry_db::{AdminScope, Db, DbError, EffectMark, FromRow, InsertRow, Row, TenantScope, Tx};
 use uuid::Uuid;
 
 const TABLE: &str = "idempotency_keys";
@@ -183,33 +183,24 @@ impl Store {
             .execute(
                 Query::insert()
                     .into_table(TABLE)
-                    .columns([
-                        "id",
-                        "tenant_id",
-                        "caller",
-                        "client_key",
-                        "fingerprint",
-                        "state",
-                        "lease",
-                        "locked_until",
-                        "created_at",
-                        "expires_at",
-                    ])
-                    .values_panic([
-                        id.into(),
-                        owner
-                            .tenant
-                            .as_ref()
-                            .map(|s| s.tenant_id().as_uuid())
-                            .into(),
-                        owner.caller.as_str().into(),
-                        key.into(),
-                        fingerprint.to_vec().into(),
-                        IN_PROGRESS.into(),
-                        lease.into(),
-                        self.locked_until().into(),
-                        now.into(),
-                        (now + KEEP).into(),
+                    .row([
+                        ("id", id.into()),
+                        (
+                            "tenant_id",
+                            owner
+                                .tenant
+                                .as_ref()
+                                .map(|s| s.tenant_id().as_uuid())
+                                .into(),
+                        ),
+                        ("caller", owner.caller.as_str().into()),
+                        ("client_key", key.into()),
+                        ("fingerprint", fingerprint.to_vec().into()),
+                        ("state", IN_PROGRESS.into()),
+                        ("lease", lease.into()),
+                        ("locked_until", self.locked_until().into()),
+                        ("created_at", now.into()),
+                        ("expires_at", (now + KEEP).into()),
                     ])
                     .on_conflict(OnConflict::new().do_nothing().to_owned()),
             )
@@ -380,8 +371,7 @@ mod tests {
         let mut insert = Query::insert();
         insert
             .into_table(TABLE)
-            .columns(["id"])
-            .values_panic([Uuid::nil().into()])
+            .row([("id", Uuid::nil().into())])
             .on_conflict(OnConflict::new().do_nothing().to_owned());
         for backend in [tenantry_db::Backend::Sqlite, tenantry_db::Backend::Postgres] {
             let sql = match backend {

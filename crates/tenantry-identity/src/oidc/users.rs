@@ -9,7 +9,7 @@ use sea_query::{Expr, ExprTrait, Query};
 use serde_json::json;
 use tenantry_audit::{AuditActor, Entry};
 use tenantry_core::{Origin, UserId};
-use tenantry_db::{DbError, FromRow, Row, Tx};
+use tenantry_db::{DbError, FromRow, InsertRow, Row, Tx};
 use tenantry_events::EventType;
 
 use super::{ExternalClaims, Provider};
@@ -172,26 +172,14 @@ impl Identity {
             Some(_) => insert_user(&mut tx, claims, None, issuer, now).await?,
             None => insert_user(&mut tx, claims, claims.email.as_deref(), issuer, now).await?,
         };
-        tx.execute(
-            Query::insert()
-                .into_table("external_identities")
-                .columns([
-                    "issuer",
-                    "subject",
-                    "user_id",
-                    "email",
-                    "created_at",
-                    "last_seen_at",
-                ])
-                .values_panic([
-                    issuer.into(),
-                    claims.subject.clone().into(),
-                    user_id.into(),
-                    claims.email.clone().into(),
-                    now.into(),
-                    now.into(),
-                ]),
-        )
+        tx.execute(Query::insert().into_table("external_identities").row([
+            ("issuer", issuer.into()),
+            ("subject", claims.subject.clone().into()),
+            ("user_id", user_id.into()),
+            ("email", claims.email.clone().into()),
+            ("created_at", now.into()),
+            ("last_seen_at", now.into()),
+        ]))
         .await?;
         let user = Self::user_in(&mut tx, user_id).await?;
         tx.commit().await?;

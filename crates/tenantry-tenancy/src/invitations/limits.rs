@@ -10,7 +10,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_query::{Expr, ExprTrait, Func, Query};
 use tenantry_core::{Email, UserId, config::TenancyConfig};
-use tenantry_db::{DbError, FromRow, Row, TenantScope, Tx};
+use tenantry_db::{DbError, FromRow, InsertRow, Row, TenantScope, Tx};
 
 use super::pending;
 use crate::TenancyError;
@@ -87,8 +87,7 @@ pub(super) async fn count_sender(
     tx.execute(
         Query::insert()
             .into_table("invitation_sends")
-            .columns(["user_id", "sent_at"])
-            .values_panic([sender.into(), now.into()]),
+            .row([("user_id", sender.into()), ("sent_at", now.into())]),
     )
     .await?;
     Ok(())
