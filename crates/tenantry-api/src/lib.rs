@@ -109,6 +109,13 @@ from_state!(
     gatekeeper: tenantry_tenancy::http::Gatekeeper,
 );
 
+/// Tenancy's invitation limits: four numbers, cloned per request that sends an invitation.
+impl axum::extract::FromRef<AppState> for tenantry_core::config::TenancyConfig {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.tenancy.clone()
+    }
+}
+
 /// All migrations of all contexts, in the order they apply.
 pub fn migrations() -> Vec<Migration> {
     [
@@ -190,21 +197,9 @@ impl Modify for BearerAuth {
 fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::ops::router())
-        .merge(routes::auth::router())
-        .merge(routes::recovery::router())
-        .merge(routes::users::router())
-        .merge(routes::account::router())
-        .merge(routes::mfa::router())
-        .merge(routes::tenants::router())
-        .merge(routes::members::router())
-        .merge(routes::projects::router())
-        .merge(routes::roles::router())
-        .merge(routes::project_members::router())
-        .merge(routes::api_keys::router())
-        .merge(routes::invitations::router())
+        .merge(tenantry_identity::http::router())
+        .merge(tenantry_tenancy::http::router())
         .merge(tenantry_audit::http::router())
-        .merge(routes::settings::router())
-        .merge(routes::admin::router())
         .merge(routes::documents::router())
         .merge(routes::files::router())
         .merge(routes::downloads::router())

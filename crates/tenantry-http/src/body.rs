@@ -114,6 +114,55 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
     }
 }
 
+/// A JSON body that may be left out entirely (no `Content-Type`, no bytes) → `None`;
+/// a body that is sent is read as by [`Json`] (415, 400, 422).
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let headers = req.headers();
+        let absent = !headers.contains_key(header::CONTENT_TYPE)
+            && !headers.contains_key(header::TRANSFER_ENCODING)
+            && headers
+                .get(header::CONTENT_LENGTH)
+                .is_none_or(|length| length.as_bytes() == b"0");
+        if absent {
+            return Ok(Self(None));
+        }
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(body)| Self(Some(body)))
+    }
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`) in a PATCH
+/// body: `#[serde(default, deserialize_with = "tenantry_http::present")]`.
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// Request bodies that carry secrets (passwords, tokens) print only their name, so no log
+/// line or panic message shows one: `redacted_debug!(LoginRequest, RefreshRequest);`.
+#[macro_export]
+macro_rules! redacted_debug {
+    ($($ty:ident),* $(,)?) => {$(
+        impl ::std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(concat!(stringify!($ty), " { .. }"))
+            }
+        }
+    )*};
+}
+
 /// Query-string extractor with problem+json rejections.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);

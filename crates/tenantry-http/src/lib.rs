@@ -8,19 +8,23 @@
 //!   [`Gate`] the router state implements: identity implements [`Authenticate`], tenancy
 //!   implements [`Authorize`], and the binary wires the two (ADR 0013).
 //! - [`Limits`]: per-client, per-tenant and per-key rate limits.
+//! - [`OptionalJson`], [`present`] and [`redacted_debug!`]: bodies that may be left out,
+//!   PATCH fields that may be `null`, and bodies that carry secrets.
+//! - [`admin`]: what every context's platform-administration routes share.
 //!
 //! A context's router is generic over its state `S`: handlers take what they need with
 //! `State<T>` (`T: FromRef<S>`) and the extractors above, so a context names no type of the
 //! assembly and the assembly merges every context's router into one.
 //! Problems render themselves (`tenantry_core::Problem` implements `IntoResponse`).
 
+pub mod admin;
 mod body;
 mod client;
 mod gate;
 pub mod limits;
 mod path;
 
-pub use body::{Json, Query};
+pub use body::{Json, OptionalJson, Query, present};
 pub use client::Client;
 pub use gate::{AdminCtx, Authenticate, Authorize, Caller, Gate, Principal, TenantCtx};
 pub use limits::{Bucket, Limits};

@@ -12,9 +12,6 @@ use utoipa::ToSchema;
 
 use crate::{TenancyError, Tenant, TenantStatus};
 
-/// Longest `q` accepted by the tenant and user lists.
-pub const MAX_QUERY_CHARS: usize = 100;
-
 /// Which tenants to list.
 #[derive(Debug, Clone, Default)]
 pub struct TenantFilter {

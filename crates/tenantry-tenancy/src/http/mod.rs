@@ -1,15 +1,57 @@
 //! Tenancy's HTTP surface: the authorization the shared extractors reach through
 //! [`Authorize`], and (next to the services) the routes of tenants, members, roles, projects,
-//! API keys and invitations.
+//! API keys, invitations and settings, one module per resource; also the routes whose answer
+//! needs tenancy though their path is identity's (sign-up, login, `/users/me/tenants`).
+//!
+//! A handler that reads a body takes its path ids as `Result<Ids<_>, Problem>` and judges
+//! them after the body: the body's errors come first for a malformed id exactly as for an
+//! unknown one.
+
+mod admin;
+mod api_keys;
+mod auth;
+mod invitations;
+mod members;
+mod project_members;
+mod projects;
+mod roles;
+mod settings;
+mod tenants;
 
 use std::sync::Arc;
 
-use tenantry_core::{Origin, Problem, TenantId};
+use axum::extract::FromRef;
+use tenantry_core::{Origin, Problem, TenantId, config::TenancyConfig};
 use tenantry_db::{Actor, AdminScope, Db, TenantScope};
-use tenantry_http::Authorize;
-use tenantry_identity::Authenticated;
+use tenantry_http::{Authorize, Gate, Limits};
+use tenantry_identity::{Authenticated, Identity};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{TenancyError, authz};
+
+/// Tenancy's routes, for any state that authenticates with [`Identity`] and holds the
+/// database, the identity service (sign-up, invitations), the rate limits and the tenancy
+/// configuration (invitation limits).
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Gate<Authn = Identity>,
+    Db: FromRef<S>,
+    Identity: FromRef<S>,
+    Arc<Limits>: FromRef<S>,
+    TenancyConfig: FromRef<S>,
+{
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(tenants::router())
+        .merge(members::router())
+        .merge(projects::router())
+        .merge(roles::router())
+        .merge(project_members::router())
+        .merge(api_keys::router())
+        .merge(invitations::router())
+        .merge(settings::router())
+        .merge(admin::router())
+}
 
 /// The authorization layer as the HTTP extractors see it: the only issuer of scopes.
 #[derive(Debug, Clone)]

@@ -1,22 +1,29 @@
 //! `/api/v1/tenants/{tenant_id}/members*`.
 
 use axum::{
-    extract::{Path, State},
+    extract::{FromRef, State},
     http::StatusCode,
     response::IntoResponse,
 };
 use serde::{Deserialize, Serialize};
-use tenantry_core::{Email, Page, Problem, UserId, page::PageParams, problem::Validator};
-use tenantry_tenancy::{Invitation, Member, MemberRef};
+use tenantry_core::{
+    Email, Page, Problem, UserId, config::TenancyConfig, page::PageParams, problem::Validator,
+};
+use tenantry_db::Db;
+use tenantry_http::{Gate, Ids, Json, Query, TenantCtx};
+use tenantry_identity::Identity;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    AppState,
-    extract::{Json, Query, TenantCtx, parse_id},
-};
+use crate::{Invitation, Member, MemberRef};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Gate,
+    Db: FromRef<S>,
+    Identity: FromRef<S>,
+    TenancyConfig: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_members, add_member))
         .routes(routes!(get_member, change_role, remove_member))
@@ -28,14 +35,12 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = Page<Member>), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn list_members(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<Member>>, Problem> {
     let page = page.try_into()?;
-    Ok(Json(
-        tenantry_tenancy::list_members(&state.db, &ctx.scope, &page).await?,
-    ))
+    Ok(Json(crate::list_members(&db, &ctx.scope, &page).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -77,7 +82,8 @@ pub struct MemberInvited {
         (status = 409, description = "Already a member, or too many pending invitations", body = Problem),
         (status = 422, body = Problem)))]
 pub async fn add_member(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
+    State(config): State<TenancyConfig>,
     ctx: TenantCtx,
     Json(body): Json<AddMember>,
 ) -> Result<impl IntoResponse, Problem> {
@@ -98,14 +104,7 @@ pub async fn add_member(
     };
     v.finish()?;
     let who = who.ok_or_else(Problem::validation_failed)?;
-    let invitation = tenantry_tenancy::add_member(
-        &state.identity,
-        &ctx.scope,
-        who,
-        &body.role,
-        &state.config.tenancy,
-    )
-    .await?;
+    let invitation = crate::add_member(&identity, &ctx.scope, who, &body.role, &config).await?;
     Ok((StatusCode::ACCEPTED, Json(MemberInvited { invitation })))
 }
 
@@ -116,14 +115,11 @@ pub async fn add_member(
     responses((status = 200, body = Member), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn get_member(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(user_id): Ids<UserId>,
 ) -> Result<Json<Member>, Problem> {
-    let user_id: UserId = parse_id(&ids.1)?;
-    Ok(Json(
-        tenantry_tenancy::get_member(&state.db, &ctx.scope, user_id).await?,
-    ))
+    Ok(Json(crate::get_member(&db, &ctx.scope, user_id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -141,14 +137,14 @@ pub struct ChangeRole {
         (status = 404, body = Problem), (status = 409, description = "Last owner", body = Problem),
         (status = 422, body = Problem)))]
 pub async fn change_role(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    user_id: Result<Ids<UserId>, Problem>,
     Json(body): Json<ChangeRole>,
 ) -> Result<Json<Member>, Problem> {
-    let user_id: UserId = parse_id(&ids.1)?;
+    let Ids(user_id) = user_id?;
     Ok(Json(
-        tenantry_tenancy::change_member_role(&state.db, &ctx.scope, user_id, &body.role).await?,
+        crate::change_member_role(&db, &ctx.scope, user_id, &body.role).await?,
     ))
 }
 
@@ -159,11 +155,10 @@ pub async fn change_role(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, description = "Last owner", body = Problem)))]
 pub async fn remove_member(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(user_id): Ids<UserId>,
 ) -> Result<StatusCode, Problem> {
-    let user_id: UserId = parse_id(&ids.1)?;
-    tenantry_tenancy::remove_member(&state.db, &ctx.scope, user_id).await?;
+    crate::remove_member(&db, &ctx.scope, user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

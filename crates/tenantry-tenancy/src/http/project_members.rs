@@ -1,21 +1,23 @@
 //! `/api/v1/tenants/{tenant_id}/projects/{project_id}/members*`: project-scoped roles.
 
 use axum::{
-    extract::{Path, State},
+    extract::{FromRef, State},
     http::StatusCode,
 };
 use serde::Deserialize;
 use tenantry_core::{Problem, ProjectId, UserId};
-use tenantry_tenancy::ProjectMember;
+use tenantry_db::Db;
+use tenantry_http::{Gate, Ids, Json, TenantCtx};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    AppState,
-    extract::{Json, TenantCtx, parse_id},
-};
+use crate::ProjectMember;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Gate,
+    Db: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_project_members))
         .routes(routes!(assign_project_role, remove_project_role))
@@ -33,13 +35,12 @@ pub struct ProjectMemberList {
     responses((status = 200, body = ProjectMemberList), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_project_members(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(project): Ids<ProjectId>,
 ) -> Result<Json<ProjectMemberList>, Problem> {
-    let project: ProjectId = parse_id(&ids.1)?;
     Ok(Json(ProjectMemberList {
-        items: tenantry_tenancy::list_project_members(&state.db, &ctx.scope, project).await?,
+        items: crate::list_project_members(&db, &ctx.scope, project).await?,
     }))
 }
 
@@ -63,16 +64,14 @@ pub struct AssignProjectRole {
         (status = 403, body = Problem), (status = 404, description = "Unknown project or not a member", body = Problem),
         (status = 422, body = Problem)))]
 pub async fn assign_project_role(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String, String)>,
+    ids: Result<Ids<(ProjectId, UserId)>, Problem>,
     Json(body): Json<AssignProjectRole>,
 ) -> Result<Json<ProjectMember>, Problem> {
-    let project: ProjectId = parse_id(&ids.1)?;
-    let user: UserId = parse_id(&ids.2)?;
+    let Ids((project, user)) = ids?;
     Ok(Json(
-        tenantry_tenancy::assign_project_role(&state.db, &ctx.scope, project, user, &body.role)
-            .await?,
+        crate::assign_project_role(&db, &ctx.scope, project, user, &body.role).await?,
     ))
 }
 
@@ -84,12 +83,10 @@ pub async fn assign_project_role(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn remove_project_role(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String, String)>,
+    Ids((project, user)): Ids<(ProjectId, UserId)>,
 ) -> Result<StatusCode, Problem> {
-    let project: ProjectId = parse_id(&ids.1)?;
-    let user: UserId = parse_id(&ids.2)?;
-    tenantry_tenancy::remove_project_role(&state.db, &ctx.scope, project, user).await?;
+    crate::remove_project_role(&db, &ctx.scope, project, user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

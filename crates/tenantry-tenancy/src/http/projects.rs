@@ -1,7 +1,7 @@
 //! `/api/v1/tenants/{tenant_id}/projects*`.
 
 use axum::{
-    extract::{Path, State},
+    extract::{FromRef, State},
     http::StatusCode,
     response::IntoResponse,
 };
@@ -10,16 +10,18 @@ use tenantry_core::{
     Description, JsonObject, Page, Problem, ProjectId, ResourceName, page::PageParams,
     problem::Validator,
 };
-use tenantry_tenancy::{NewProject, Project, ProjectChange, ProjectFilter};
+use tenantry_db::Db;
+use tenantry_http::{Gate, Ids, Json, Query, TenantCtx};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    AppState,
-    extract::{Json, Query, TenantCtx, parse_id},
-};
+use crate::{NewProject, Project, ProjectChange, ProjectFilter};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Gate,
+    Db: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_projects, create_project))
         .routes(routes!(
@@ -45,7 +47,7 @@ pub struct ProjectListParams {
     responses((status = 200, body = Page<Project>), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_projects(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
     Query(params): Query<ProjectListParams>,
 ) -> Result<Json<Page<Project>>, Problem> {
@@ -56,7 +58,7 @@ pub async fn list_projects(
     .try_into()?;
     let filter = ProjectFilter { name: params.name };
     Ok(Json(
-        tenantry_tenancy::list_projects(&state.db, &ctx.scope, &filter, &page).await?,
+        crate::list_projects(&db, &ctx.scope, &filter, &page).await?,
     ))
 }
 
@@ -96,12 +98,12 @@ fn parse_new(body: CreateProject) -> Result<NewProject, Problem> {
         (status = 404, body = Problem), (status = 409, description = "Name taken", body = Problem),
         (status = 422, body = Problem)))]
 pub async fn create_project(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
     Json(body): Json<CreateProject>,
 ) -> Result<impl IntoResponse, Problem> {
     let new = parse_new(body)?;
-    let project = tenantry_tenancy::create_project(&state.db, &ctx.scope, new).await?;
+    let project = crate::create_project(&db, &ctx.scope, new).await?;
     Ok((StatusCode::CREATED, Json(project)))
 }
 
@@ -112,14 +114,11 @@ pub async fn create_project(
     responses((status = 200, body = Project), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn get_project(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(id): Ids<ProjectId>,
 ) -> Result<Json<Project>, Problem> {
-    let id: ProjectId = parse_id(&ids.1)?;
-    Ok(Json(
-        tenantry_tenancy::get_project(&state.db, &ctx.scope, id).await?,
-    ))
+    Ok(Json(crate::get_project(&db, &ctx.scope, id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -127,7 +126,7 @@ pub async fn get_project(
 pub struct PatchProject {
     pub name: Option<String>,
     /// `null` clears the description.
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "tenantry_http::present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     #[schema(value_type = Option<Object>)]
@@ -142,12 +141,12 @@ pub struct PatchProject {
     responses((status = 200, body = Project), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn patch_project(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    id: Result<Ids<ProjectId>, Problem>,
     Json(body): Json<PatchProject>,
 ) -> Result<Json<Project>, Problem> {
-    let id: ProjectId = parse_id(&ids.1)?;
+    let Ids(id) = id?;
     let mut v = Validator::new();
     let change = ProjectChange {
         name: body
@@ -165,7 +164,7 @@ pub async fn patch_project(
     };
     v.finish()?;
     Ok(Json(
-        tenantry_tenancy::update_project(&state.db, &ctx.scope, id, change).await?,
+        crate::update_project(&db, &ctx.scope, id, change).await?,
     ))
 }
 
@@ -177,12 +176,12 @@ pub async fn patch_project(
     responses((status = 200, body = Project), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn put_project(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    id: Result<Ids<ProjectId>, Problem>,
     Json(body): Json<CreateProject>,
 ) -> Result<Json<Project>, Problem> {
-    let id: ProjectId = parse_id(&ids.1)?;
+    let Ids(id) = id?;
     let new = parse_new(body)?;
     let change = ProjectChange {
         name: Some(new.name),
@@ -190,7 +189,7 @@ pub async fn put_project(
         settings: Some(new.settings.unwrap_or_else(JsonObject::empty)),
     };
     Ok(Json(
-        tenantry_tenancy::update_project(&state.db, &ctx.scope, id, change).await?,
+        crate::update_project(&db, &ctx.scope, id, change).await?,
     ))
 }
 
@@ -201,11 +200,10 @@ pub async fn put_project(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn delete_project(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(id): Ids<ProjectId>,
 ) -> Result<StatusCode, Problem> {
-    let id: ProjectId = parse_id(&ids.1)?;
-    tenantry_tenancy::delete_project(&state.db, &ctx.scope, id).await?;
+    crate::delete_project(&db, &ctx.scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

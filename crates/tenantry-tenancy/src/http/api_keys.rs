@@ -1,7 +1,7 @@
 //! `/api/v1/tenants/{tenant_id}/api-keys*`.
 
 use axum::{
-    extract::{Path, State},
+    extract::{FromRef, State},
     http::StatusCode,
     response::IntoResponse,
 };
@@ -11,16 +11,18 @@ use tenantry_core::{
     ApiKeyId, Page, Problem, ProjectId, ResourceName, page::PageParams, permission::PermissionSet,
     problem::Validator,
 };
-use tenantry_tenancy::{ApiKey, CreatedApiKey, KeyGrant, NewApiKey};
+use tenantry_db::Db;
+use tenantry_http::{Gate, Ids, Json, Query, TenantCtx};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    AppState,
-    extract::{Json, Query, TenantCtx, parse_id},
-};
+use crate::{ApiKey, CreatedApiKey, KeyGrant, NewApiKey};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Gate,
+    Db: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_api_keys, create_api_key))
         .routes(routes!(get_api_key, revoke_api_key))
@@ -97,12 +99,12 @@ fn parse_new(body: CreateApiKey) -> Result<NewApiKey, Problem> {
     responses((status = 201, body = CreatedApiKey), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn create_api_key(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
     Json(body): Json<CreateApiKey>,
 ) -> Result<impl IntoResponse, Problem> {
     let new = parse_new(body)?;
-    let created = tenantry_tenancy::create_api_key(&state.db, &ctx.scope, new).await?;
+    let created = crate::create_api_key(&db, &ctx.scope, new).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -112,14 +114,12 @@ pub async fn create_api_key(
     responses((status = 200, body = Page<ApiKey>), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_api_keys(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<ApiKey>>, Problem> {
     let page = page.try_into()?;
-    Ok(Json(
-        tenantry_tenancy::list_api_keys(&state.db, &ctx.scope, &page).await?,
-    ))
+    Ok(Json(crate::list_api_keys(&db, &ctx.scope, &page).await?))
 }
 
 /// One live API key, without its secret (`api_keys:read`).
@@ -129,14 +129,11 @@ pub async fn list_api_keys(
     responses((status = 200, body = ApiKey), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn get_api_key(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(id): Ids<ApiKeyId>,
 ) -> Result<Json<ApiKey>, Problem> {
-    let id: ApiKeyId = parse_id(&ids.1)?;
-    Ok(Json(
-        tenantry_tenancy::get_api_key(&state.db, &ctx.scope, id).await?,
-    ))
+    Ok(Json(crate::get_api_key(&db, &ctx.scope, id).await?))
 }
 
 /// Revoke an API key (`api_keys:manage`); it fails from the next request on.
@@ -146,11 +143,10 @@ pub async fn get_api_key(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn revoke_api_key(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(id): Ids<ApiKeyId>,
 ) -> Result<StatusCode, Problem> {
-    let id: ApiKeyId = parse_id(&ids.1)?;
-    tenantry_tenancy::revoke_api_key(&state.db, &ctx.scope, id).await?;
+    crate::revoke_api_key(&db, &ctx.scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,27 +1,27 @@
-//! `/api/v1/users/me*`: the caller's profile, tenants and sessions.
+//! `/api/v1/users/me*`: the caller's profile and sessions. (Their tenants,
+//! `/users/me/tenants`, are tenancy's.)
 
 use axum::{
-    extract::{Path, State},
+    extract::{FromRef, State},
     http::StatusCode,
 };
 use serde::Deserialize;
 use tenantry_core::{
     JsonObject, Page, PersonName, Problem, SessionId, page::PageParams, problem::Validator,
 };
-use tenantry_identity::{Authenticated, ProfileChange, SessionView, UserView};
-use tenantry_tenancy::TenantMembership;
+use tenantry_http::{Caller, Client, Gate, Ids, Json, Query};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    AppState,
-    extract::{Caller, Client, Json, Query, parse_id},
-};
+use crate::{Authenticated, Identity, ProfileChange, SessionView, UserView};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Gate<Authn = Identity>,
+    Identity: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(get_me, patch_me, put_me))
-        .routes(routes!(my_tenants))
         .routes(routes!(my_sessions))
         .routes(routes!(revoke_session))
 }
@@ -74,7 +74,7 @@ fn profile_change(
     request_body = PatchMe,
     responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn patch_me(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
     Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<PatchMe>,
@@ -84,8 +84,7 @@ pub async fn patch_me(
         body.last_name.as_deref(),
         body.preferences,
     )?;
-    let user = state
-        .identity
+    let user = identity
         .update_profile(caller.user.id, change, &client)
         .await?;
     Ok(Json(UserView::from(&user)))
@@ -96,38 +95,17 @@ pub async fn patch_me(
     request_body = PutMe,
     responses((status = 200, body = UserView), (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn put_me(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
     Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<PutMe>,
 ) -> Result<Json<UserView>, Problem> {
     let preferences = Some(body.preferences.unwrap_or_else(|| serde_json::json!({})));
     let change = profile_change(Some(&body.first_name), Some(&body.last_name), preferences)?;
-    let user = state
-        .identity
+    let user = identity
         .update_profile(caller.user.id, change, &client)
         .await?;
     Ok(Json(UserView::from(&user)))
-}
-
-/// The tenants the caller belongs to, with their role in each.
-#[utoipa::path(get, path = "/api/v1/users/me/tenants", tag = "identity", security(("bearer" = [])),
-    params(PageParams),
-    responses((status = 200, body = Page<TenantMembership>), (status = 401, body = Problem)))]
-pub async fn my_tenants(
-    State(state): State<AppState>,
-    Caller(caller): Caller<Authenticated>,
-    Query(page): Query<PageParams>,
-) -> Result<Json<Page<TenantMembership>>, Problem> {
-    let page = page.try_into()?;
-    Ok(Json(
-        tenantry_tenancy::list_my_tenants(
-            &state.db,
-            &tenantry_tenancy::authz::authorize_user(&caller.user),
-            &page,
-        )
-        .await?,
-    ))
 }
 
 /// The caller's live sessions; `current` marks this one (none is current for a token of an
@@ -136,14 +114,13 @@ pub async fn my_tenants(
     params(PageParams),
     responses((status = 200, body = Page<SessionView>), (status = 401, body = Problem)))]
 pub async fn my_sessions(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
     Caller(caller): Caller<Authenticated>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<SessionView>>, Problem> {
     let page = page.try_into()?;
     Ok(Json(
-        state
-            .identity
+        identity
             .list_sessions(caller.user.id, caller.session_id(), &page)
             .await?,
     ))
@@ -155,14 +132,12 @@ pub async fn my_sessions(
     params(("session_id" = String, Path, format = Uuid)),
     responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn revoke_session(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
     Caller(caller): Caller<Authenticated>,
     Client(client): Client,
-    Path(session_id): Path<String>,
+    Ids(session_id): Ids<SessionId>,
 ) -> Result<StatusCode, Problem> {
-    let session_id: SessionId = parse_id(&session_id)?;
-    state
-        .identity
+    identity
         .revoke_session(caller.user.id, session_id, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)

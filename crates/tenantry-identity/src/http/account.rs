@@ -1,18 +1,22 @@
 //! `/api/v1/users/me/{password,verification-email,security-events}`: account security.
 
-use axum::{extract::State, http::StatusCode};
+use axum::{
+    extract::{FromRef, State},
+    http::StatusCode,
+};
 use serde::Deserialize;
 use tenantry_core::{Page, Password, Problem, page::PageParams, problem::Validator};
-use tenantry_identity::{Authenticated, SecurityEvent};
+use tenantry_http::{Caller, Client, Gate, Json, Query, redacted_debug};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    AppState,
-    extract::{Caller, Client, Json, Query},
-};
+use crate::{Authenticated, Identity, SecurityEvent};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Gate<Authn = Identity>,
+    Identity: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(change_password))
         .routes(routes!(resend_verification))
@@ -36,7 +40,7 @@ pub struct ChangePasswordRequest {
         (status = 422, description = "Wrong current password or unacceptable new one", body = Problem),
         (status = 429, description = "Too many wrong current passwords", body = Problem)))]
 pub async fn change_password(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
     Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<ChangePasswordRequest>,
@@ -54,8 +58,7 @@ pub async fn change_password(
     }
     v.finish()?;
     let password = password.ok_or_else(Problem::validation_failed)?;
-    state
-        .identity
+    identity
         .change_password(
             caller.user.id,
             session_id,
@@ -73,12 +76,11 @@ pub async fn change_password(
     security(("bearer" = [])),
     responses((status = 202, description = "Accepted"), (status = 401, body = Problem)))]
 pub async fn resend_verification(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
     Caller(caller): Caller<Authenticated>,
     Client(client): Client,
 ) -> Result<StatusCode, Problem> {
-    state
-        .identity
+    identity
         .resend_verification(caller.user.id, &client)
         .await?;
     Ok(StatusCode::ACCEPTED)
@@ -90,17 +92,12 @@ pub async fn resend_verification(
     security(("bearer" = [])), params(PageParams),
     responses((status = 200, body = Page<SecurityEvent>), (status = 401, body = Problem)))]
 pub async fn security_events(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
     Caller(caller): Caller<Authenticated>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<SecurityEvent>>, Problem> {
     let page = page.try_into()?;
-    Ok(Json(
-        state
-            .identity
-            .security_events(caller.user.id, &page)
-            .await?,
-    ))
+    Ok(Json(identity.security_events(caller.user.id, &page).await?))
 }
 
 redacted_debug!(ChangePasswordRequest);

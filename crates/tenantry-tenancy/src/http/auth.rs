@@ -1,30 +1,36 @@
-//! `/api/v1/auth/*`: sign-up, login, refresh, logout, guest. (Flows that start from a
-//! mailed link are in `recovery`.)
+//! `/api/v1/auth/{register,login}`: sign-up and login. Identity owns the account, but both
+//! answer with tenants (sign-up may create the first one, login lists the caller's), so they
+//! are served here; identity's `http` serves the other `/auth` routes.
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRef, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
 use serde::{Deserialize, Serialize};
 use tenantry_core::{
     Email, PageRequest, Password, PersonName, Problem, ResourceName, TenantId, problem::Validator,
 };
-use tenantry_identity::{Authenticated, NewUser, TokenPair, UserView};
-use tenantry_tenancy::Tenant;
+use tenantry_db::Db;
+use tenantry_http::{Bucket, Client, Json, Limits, RouterState, redacted_debug};
+use tenantry_identity::{Identity, NewUser, UserView};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use tenantry_http::Bucket;
+use crate::{Tenant, authz};
 
-use crate::{
-    AppState,
-    extract::{Caller, Client, Json},
-};
-
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: RouterState,
+    Db: FromRef<S>,
+    Identity: FromRef<S>,
+    Arc<Limits>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
-        .routes(routes!(refresh))
-        .routes(routes!(logout))
-        .routes(routes!(guest))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -59,11 +65,12 @@ pub struct RegisterResponse {
         (status = 429, description = "Too many sign-ups from this address", body = Problem),
     ))]
 pub async fn register(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
+    State(limits): State<Arc<Limits>>,
     Client(client): Client,
     Json(body): Json<RegisterRequest>,
 ) -> Result<impl IntoResponse, Problem> {
-    state.limits.check(Bucket::Register, &client)?;
+    limits.check(Bucket::Register, &client)?;
     let mut v = Validator::new();
     let email = v.field("email", Email::parse(&body.email));
     let password = v.field("password", Password::parse(&body.password));
@@ -90,8 +97,7 @@ pub async fn register(
         first_name,
         last_name,
     };
-    let (user, tenant) =
-        tenantry_tenancy::register(&state.identity, new, tenant_name, &client).await?;
+    let (user, tenant) = crate::register(&identity, new, tenant_name, &client).await?;
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {
@@ -111,7 +117,7 @@ pub struct LoginRequest {
     pub mfa_code: Option<String>,
 }
 
-redacted_debug!(RegisterRequest, LoginRequest, RefreshRequest);
+redacted_debug!(RegisterRequest, LoginRequest);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginTenant {
@@ -143,16 +149,17 @@ pub struct LoginResponse {
             for this account (exponential back-off); see Retry-After", body = Problem),
     ))]
 pub async fn login(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
+    State(db): State<Db>,
+    State(limits): State<Arc<Limits>>,
     Client(client): Client,
     Json(body): Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, Problem> {
-    state.limits.check(Bucket::Login, &client)?;
+    limits.check(Bucket::Login, &client)?;
     if body.password.len() > Password::MAX_BYTES {
         return Err(Problem::invalid_credentials());
     }
-    let (user, tokens) = state
-        .identity
+    let (user, tokens) = identity
         .login(
             &body.email,
             &body.password,
@@ -160,12 +167,9 @@ pub async fn login(
             &client,
         )
         .await?;
-    let memberships = tenantry_tenancy::list_my_tenants(
-        &state.db,
-        &tenantry_tenancy::authz::authorize_user(&user),
-        &PageRequest::first(200),
-    )
-    .await?;
+    let memberships =
+        crate::list_my_tenants(&db, &authz::authorize_user(&user), &PageRequest::first(200))
+            .await?;
     Ok(Json(LoginResponse {
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,
@@ -182,102 +186,4 @@ pub async fn login(
             })
             .collect(),
     }))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
-    pub refresh_token: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub refresh_token: String,
-    #[schema(example = "Bearer")]
-    pub token_type: &'static str,
-    pub expires_in: i64,
-}
-
-impl From<TokenPair> for TokenResponse {
-    fn from(t: TokenPair) -> Self {
-        Self {
-            access_token: t.access_token,
-            refresh_token: t.refresh_token,
-            token_type: "Bearer",
-            expires_in: t.expires_in,
-        }
-    }
-}
-
-/// Rotate a refresh token. A token works once; presenting a used one revokes its session.
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "identity",
-    request_body = RefreshRequest,
-    responses(
-        (status = 200, body = TokenResponse),
-        (status = 401, description = "Unknown, expired, revoked or reused token", body = Problem),
-    ))]
-pub async fn refresh(
-    State(state): State<AppState>,
-    Client(client): Client,
-    Json(body): Json<RefreshRequest>,
-) -> Result<Json<TokenResponse>, Problem> {
-    state.limits.check(Bucket::Token, &client)?;
-    let tokens = state.identity.refresh(&body.refresh_token, &client).await?;
-    Ok(Json(tokens.into()))
-}
-
-/// End the current session: its access and refresh tokens stop working immediately.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "identity",
-    security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = Problem),
-        (status = 409, description = "The bearer is a token of an external identity provider: \
-            there is no session here to end; sign out at the provider", body = Problem)))]
-pub async fn logout(
-    State(state): State<AppState>,
-    Caller(caller): Caller<Authenticated>,
-    Client(client): Client,
-) -> Result<StatusCode, Problem> {
-    let Some(session_id) = caller.session_id() else {
-        return Err(Problem::conflict().with_detail(
-            "this token was issued by an external identity provider: there is no session \
-             here to end; sign out at the provider",
-        ));
-    };
-    state
-        .identity
-        .logout(caller.user.id, session_id, &client)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GuestResponse {
-    pub access_token: String,
-    pub refresh_token: String,
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    pub user: UserView,
-}
-
-/// Start an anonymous guest session (no personal data).
-#[utoipa::path(post, path = "/api/v1/auth/guest", tag = "identity",
-    responses((status = 201, body = GuestResponse),
-        (status = 429, description = "Too many guest sessions from this address", body = Problem)))]
-pub async fn guest(
-    State(state): State<AppState>,
-    Client(client): Client,
-) -> Result<impl IntoResponse, Problem> {
-    state.limits.check(Bucket::Guest, &client)?;
-    let (user, tokens) = state.identity.guest(&client).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(GuestResponse {
-            access_token: tokens.access_token,
-            refresh_token: tokens.refresh_token,
-            token_type: "Bearer",
-            expires_in: tokens.expires_in,
-            user: UserView::from(&user),
-        }),
-    ))
 }

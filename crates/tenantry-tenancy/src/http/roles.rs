@@ -1,7 +1,7 @@
 //! `/api/v1/tenants/{tenant_id}/roles*`: system and custom roles.
 
 use axum::{
-    extract::{Path, State},
+    extract::{FromRef, State},
     http::StatusCode,
     response::IntoResponse,
 };
@@ -10,16 +10,18 @@ use tenantry_core::{
     Description, Problem, RoleId, RoleName, SystemRole, permission::PermissionSet,
     problem::Validator,
 };
-use tenantry_tenancy::{NewRole, RoleChange, RoleView, TenancyError};
+use tenantry_db::Db;
+use tenantry_http::{Gate, Ids, Json, TenantCtx};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    AppState,
-    extract::{Json, TenantCtx, parse_id},
-};
+use crate::{NewRole, RoleChange, RoleView, TenancyError};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Gate,
+    Db: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_roles, create_role))
         .routes(routes!(get_role, update_role, delete_role))
@@ -36,12 +38,9 @@ pub struct RoleList {
     params(("tenant_id" = String, Path, format = Uuid)),
     responses((status = 200, body = RoleList), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
-pub async fn list_roles(
-    State(state): State<AppState>,
-    ctx: TenantCtx,
-) -> Result<Json<RoleList>, Problem> {
+pub async fn list_roles(State(db): State<Db>, ctx: TenantCtx) -> Result<Json<RoleList>, Problem> {
     Ok(Json(RoleList {
-        items: tenantry_tenancy::list_roles(&state.db, &ctx.scope).await?,
+        items: crate::list_roles(&db, &ctx.scope).await?,
     }))
 }
 
@@ -78,7 +77,7 @@ pub struct CreateRole {
         (status = 404, body = Problem), (status = 409, description = "Name taken", body = Problem),
         (status = 422, body = Problem)))]
 pub async fn create_role(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
     Json(body): Json<CreateRole>,
 ) -> Result<impl IntoResponse, Problem> {
@@ -90,8 +89,8 @@ pub async fn create_role(
         .and_then(|d| v.field("description", Description::parse(d)));
     let permissions = permission_set(&mut v, &body.permissions);
     v.finish()?;
-    let role = tenantry_tenancy::create_role(
-        &state.db,
+    let role = crate::create_role(
+        &db,
         &ctx.scope,
         NewRole {
             name: name.ok_or_else(Problem::validation_failed)?,
@@ -103,12 +102,13 @@ pub async fn create_role(
     Ok((StatusCode::CREATED, Json(role)))
 }
 
-/// A custom role's id; a system role's name answers that system roles cannot change.
+/// A custom role's id; a system role's name answers that system roles cannot change (403),
+/// anything else that is no id 404.
 fn role_id(raw: &str) -> Result<RoleId, Problem> {
     if SystemRole::parse(raw).is_some() {
         return Err(TenancyError::SystemRoleImmutable.into());
     }
-    parse_id(raw)
+    raw.parse().map_err(|_| Problem::not_found())
 }
 
 /// One custom role (`roles:read`).
@@ -118,14 +118,11 @@ fn role_id(raw: &str) -> Result<RoleId, Problem> {
     responses((status = 200, body = RoleView), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn get_role(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(id): Ids<RoleId>,
 ) -> Result<Json<RoleView>, Problem> {
-    let id = parse_id(&ids.1)?;
-    Ok(Json(
-        tenantry_tenancy::get_role(&state.db, &ctx.scope, id).await?,
-    ))
+    Ok(Json(crate::get_role(&db, &ctx.scope, id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -134,7 +131,7 @@ pub struct UpdateRole {
     /// Renaming carries every assignment of the role along.
     pub name: Option<String>,
     /// `null` clears it.
-    #[serde(default, deserialize_with = "super::present")]
+    #[serde(default, deserialize_with = "tenantry_http::present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Option<String>>,
     pub permissions: Option<Vec<String>>,
@@ -150,12 +147,12 @@ pub struct UpdateRole {
         (status = 404, body = Problem), (status = 409, description = "Name taken", body = Problem),
         (status = 422, body = Problem)))]
 pub async fn update_role(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(id): Ids<String>,
     Json(body): Json<UpdateRole>,
 ) -> Result<Json<RoleView>, Problem> {
-    let id = role_id(&ids.1)?;
+    let id = role_id(&id)?;
     let mut v = Validator::new();
     let name = body
         .name
@@ -176,9 +173,7 @@ pub async fn update_role(
         description,
         permissions,
     };
-    Ok(Json(
-        tenantry_tenancy::update_role(&state.db, &ctx.scope, id, change).await?,
-    ))
+    Ok(Json(crate::update_role(&db, &ctx.scope, id, change).await?))
 }
 
 /// Delete a custom role (`roles:manage`): 409 `role_in_use` while members, project
@@ -189,11 +184,11 @@ pub async fn update_role(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, description = "Still assigned", body = Problem)))]
 pub async fn delete_role(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(id): Ids<String>,
 ) -> Result<StatusCode, Problem> {
-    let id = role_id(&ids.1)?;
-    tenantry_tenancy::delete_role(&state.db, &ctx.scope, id).await?;
+    let id = role_id(&id)?;
+    crate::delete_role(&db, &ctx.scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

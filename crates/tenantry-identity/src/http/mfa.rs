@@ -1,19 +1,23 @@
 //! `/api/v1/users/me/mfa/totp*`: two-step verification with an authenticator app.
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use axum::{
+    extract::{FromRef, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
 use serde::{Deserialize, Serialize};
 use tenantry_core::{Password, Problem};
+use tenantry_http::{Caller, Client, Gate, Json, redacted_debug};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use tenantry_identity::Authenticated;
+use crate::{Authenticated, Identity};
 
-use crate::{
-    AppState,
-    extract::{Caller, Client, Json},
-};
-
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Gate<Authn = Identity>,
+    Identity: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(enroll, disable))
         .routes(routes!(confirm))
@@ -49,14 +53,13 @@ pub struct EnrollRequest {
         (status = 422, description = "Wrong current password", body = Problem),
         (status = 429, description = "Too many wrong passwords or codes", body = Problem)))]
 pub async fn enroll(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
     Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<EnrollRequest>,
 ) -> Result<impl IntoResponse, Problem> {
     check_password_length(&body.current_password)?;
-    let enrollment = state
-        .identity
+    let enrollment = identity
         .totp_enroll(&caller.user, &body.current_password, &client)
         .await?;
     Ok((
@@ -101,13 +104,12 @@ pub struct RecoveryCodesResponse {
         (status = 409, description = "No enrolment pending, or already enabled", body = Problem),
         (status = 422, description = "Wrong code", body = Problem)))]
 pub async fn confirm(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
     Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<CodeRequest>,
 ) -> Result<Json<RecoveryCodesResponse>, Problem> {
-    let recovery_codes = state
-        .identity
+    let recovery_codes = identity
         .totp_confirm(&caller.user, &body.code, &client)
         .await?;
     Ok(Json(RecoveryCodesResponse { recovery_codes }))
@@ -133,14 +135,13 @@ pub struct DisableRequest {
         (status = 422, description = "Wrong current password or code", body = Problem),
         (status = 429, description = "Too many wrong passwords or codes", body = Problem)))]
 pub async fn disable(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
     Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<DisableRequest>,
 ) -> Result<StatusCode, Problem> {
     check_password_length(&body.current_password)?;
-    state
-        .identity
+    identity
         .totp_disable(&caller.user, &body.current_password, &body.code, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)

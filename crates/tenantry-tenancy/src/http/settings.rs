@@ -1,17 +1,19 @@
 //! `/api/v1/tenants/{tenant_id}/settings`: the tenant's settings, validated against
 //! [`TenantSettings`].
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use tenantry_core::{Problem, problem::Validator};
-use tenantry_tenancy::{TenantSettings, TenantSettingsPatch};
+use tenantry_db::Db;
+use tenantry_http::{Gate, Json, TenantCtx};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    AppState,
-    extract::{Json, TenantCtx},
-};
+use crate::{TenantSettings, TenantSettingsPatch};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Gate,
+    Db: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(get_settings, update_settings))
 }
 
@@ -22,12 +24,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = TenantSettings), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_settings(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
 ) -> Result<Json<TenantSettings>, Problem> {
-    Ok(Json(
-        tenantry_tenancy::get_settings(&state.db, &ctx.scope).await?,
-    ))
+    Ok(Json(crate::get_settings(&db, &ctx.scope).await?))
 }
 
 /// Change settings (`tenant:update`). A merge: keys sent are set, `null` resets a key to its
@@ -41,7 +41,7 @@ pub async fn get_settings(
         (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 422, body = Problem)))]
 pub async fn update_settings(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
     Json(body): Json<serde_json::Value>,
 ) -> Result<Json<TenantSettings>, Problem> {
@@ -49,7 +49,5 @@ pub async fn update_settings(
     let patch = TenantSettingsPatch::parse(&body, "", &mut v);
     v.finish()?;
     let patch = patch.ok_or_else(Problem::validation_failed)?;
-    Ok(Json(
-        tenantry_tenancy::update_settings(&state.db, &ctx.scope, &patch).await?,
-    ))
+    Ok(Json(crate::update_settings(&db, &ctx.scope, &patch).await?))
 }

@@ -1,20 +1,26 @@
 //! `/api/v1/auth/{forgot-password,reset-password,verify-email}`: flows started from a
 //! mailed link.
 
-use axum::{extract::State, http::StatusCode};
+use std::sync::Arc;
+
+use axum::{
+    extract::{FromRef, State},
+    http::StatusCode,
+};
 use serde::Deserialize;
 use tenantry_core::{Password, Problem, problem::Validator};
+use tenantry_http::{Bucket, Client, Json, Limits, RouterState, redacted_debug};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use tenantry_http::Bucket;
+use crate::Identity;
 
-use crate::{
-    AppState,
-    extract::{Client, Json},
-};
-
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: RouterState,
+    Identity: FromRef<S>,
+    Arc<Limits>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(forgot_password))
         .routes(routes!(reset_password))
@@ -36,12 +42,13 @@ pub struct ForgotPasswordRequest {
     responses((status = 202, description = "Accepted (whether or not the address is known)"),
         (status = 429, body = Problem)))]
 pub async fn forgot_password(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
+    State(limits): State<Arc<Limits>>,
     Client(client): Client,
     Json(body): Json<ForgotPasswordRequest>,
 ) -> Result<StatusCode, Problem> {
-    state.limits.check(Bucket::PasswordReset, &client)?;
-    state.identity.forgot_password(&body.email, client);
+    limits.check(Bucket::PasswordReset, &client)?;
+    identity.forgot_password(&body.email, client);
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -61,17 +68,17 @@ pub struct ResetPasswordRequest {
         (status = 422, description = "The new password is not acceptable", body = Problem),
         (status = 429, body = Problem)))]
 pub async fn reset_password(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
+    State(limits): State<Arc<Limits>>,
     Client(client): Client,
     Json(body): Json<ResetPasswordRequest>,
 ) -> Result<StatusCode, Problem> {
-    state.limits.check(Bucket::PasswordReset, &client)?;
+    limits.check(Bucket::PasswordReset, &client)?;
     let mut v = Validator::new();
     let password = v.field("new_password", Password::parse(&body.new_password));
     v.finish()?;
     let password = password.ok_or_else(Problem::validation_failed)?;
-    state
-        .identity
+    identity
         .reset_password(&body.token, &password, &client)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -92,12 +99,13 @@ pub struct VerifyEmailRequest {
         (status = 400, description = "Unknown, used or expired token (`link_invalid`)", body = Problem),
         (status = 429, body = Problem)))]
 pub async fn verify_email(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
+    State(limits): State<Arc<Limits>>,
     Client(client): Client,
     Json(body): Json<VerifyEmailRequest>,
 ) -> Result<StatusCode, Problem> {
-    state.limits.check(Bucket::Token, &client)?;
-    state.identity.verify_email(&body.token, &client).await?;
+    limits.check(Bucket::Token, &client)?;
+    identity.verify_email(&body.token, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

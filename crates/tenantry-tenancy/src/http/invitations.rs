@@ -1,29 +1,34 @@
 //! `/api/v1/tenants/{tenant_id}/invitations*` (send, list, revoke) and
 //! `/api/v1/invitations/{token}*` (preview and accept with the mailed token).
 
+use std::sync::Arc;
+
 use axum::{
-    extract::{Path, State},
+    extract::{FromRef, Path, State},
     http::StatusCode,
     response::IntoResponse,
 };
 use serde::Deserialize;
 use tenantry_core::{
-    Email, InvitationId, Page, Problem, ProjectId, page::PageParams, problem::Validator,
+    Email, InvitationId, Page, Problem, ProjectId, config::TenancyConfig, page::PageParams,
+    problem::Validator,
 };
-use tenantry_tenancy::{Invitation, InvitationPreview, NewInvitation, TenantMembership};
+use tenantry_db::Db;
+use tenantry_http::{Bucket, Caller, Client, Gate, Ids, Json, Limits, Query, TenantCtx};
+use tenantry_identity::{Authenticated, Identity};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use tenantry_http::Bucket;
+use crate::{Invitation, InvitationPreview, NewInvitation, TenantMembership};
 
-use tenantry_identity::Authenticated;
-
-use crate::{
-    AppState,
-    extract::{Caller, Client, Json, Query, TenantCtx, parse_id},
-};
-
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Gate<Authn = Identity>,
+    Db: FromRef<S>,
+    Identity: FromRef<S>,
+    Arc<Limits>: FromRef<S>,
+    TenancyConfig: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_invitations, create_invitation))
         .routes(routes!(revoke_invitation))
@@ -62,7 +67,8 @@ pub struct CreateInvitation {
         (status = 409, description = "Already a member, or too many pending invitations", body = Problem),
         (status = 422, description = "Invalid e-mail, unknown role or project", body = Problem)))]
 pub async fn create_invitation(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
+    State(config): State<TenancyConfig>,
     ctx: TenantCtx,
     Json(body): Json<CreateInvitation>,
 ) -> Result<impl IntoResponse, Problem> {
@@ -78,15 +84,15 @@ pub async fn create_invitation(
     };
     v.finish()?;
     let email = email.ok_or_else(Problem::validation_failed)?;
-    let invitation = tenantry_tenancy::create_invitation(
-        &state.identity,
+    let invitation = crate::create_invitation(
+        &identity,
         &ctx.scope,
         NewInvitation {
             email,
             role: body.role,
             project_id,
         },
-        &state.config.tenancy,
+        &config,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(invitation)))
@@ -99,14 +105,12 @@ pub async fn create_invitation(
     responses((status = 200, body = Page<Invitation>), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn list_invitations(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<Invitation>>, Problem> {
     let page = page.try_into()?;
-    Ok(Json(
-        tenantry_tenancy::list_invitations(&state.db, &ctx.scope, &page).await?,
-    ))
+    Ok(Json(crate::list_invitations(&db, &ctx.scope, &page).await?))
 }
 
 /// Revoke a pending invitation (`members:manage`); its link stops working. An id that is
@@ -117,12 +121,11 @@ pub async fn list_invitations(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn revoke_invitation(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(id): Ids<InvitationId>,
 ) -> Result<StatusCode, Problem> {
-    let id: InvitationId = parse_id(&ids.1)?;
-    tenantry_tenancy::revoke_invitation(&state.db, &ctx.scope, id).await?;
+    crate::revoke_invitation(&db, &ctx.scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -134,14 +137,13 @@ pub async fn revoke_invitation(
         (status = 400, description = "Unknown, used, revoked or expired (`link_invalid`)", body = Problem),
         (status = 429, body = Problem)))]
 pub async fn preview_invitation(
-    State(state): State<AppState>,
+    State(db): State<Db>,
+    State(limits): State<Arc<Limits>>,
     Client(client): Client,
     Path(token): Path<String>,
 ) -> Result<Json<InvitationPreview>, Problem> {
-    state.limits.check(Bucket::Token, &client)?;
-    Ok(Json(
-        tenantry_tenancy::preview_invitation(&state.db, &token).await?,
-    ))
+    limits.check(Bucket::Token, &client)?;
+    Ok(Json(crate::preview_invitation(&db, &token).await?))
 }
 
 /// Accept an invitation as the signed-in user, whose e-mail address must be the invited one
@@ -161,13 +163,14 @@ pub async fn preview_invitation(
         (status = 409, description = "Already a member", body = Problem),
         (status = 429, body = Problem)))]
 pub async fn accept_invitation(
-    State(state): State<AppState>,
+    State(identity): State<Identity>,
+    State(limits): State<Arc<Limits>>,
     Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Path(token): Path<String>,
 ) -> Result<Json<TenantMembership>, Problem> {
-    state.limits.check(Bucket::Token, &client)?;
+    limits.check(Bucket::Token, &client)?;
     Ok(Json(
-        tenantry_tenancy::accept_invitation(&state.identity, &caller.user, &token, &client).await?,
+        crate::accept_invitation(&identity, &caller.user, &token, &client).await?,
     ))
 }

@@ -1,28 +1,50 @@
-//! `/api/v1/tenants*` (tenant profile) and the permission catalog.
+//! `/api/v1/tenants*` (tenant profile), the caller's tenants (`/api/v1/users/me/tenants`)
+//! and the permission catalog.
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use axum::{
+    extract::{FromRef, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
 use serde::Deserialize;
 use tenantry_core::{
     Page, Permission, Problem, ResourceName, Slug, page::PageParams, problem::Validator,
 };
-use tenantry_tenancy::{
-    NewTenant, PermissionView, Tenant, TenantChange, TenantMembership, TenantSettingsPatch,
-};
+use tenantry_db::Db;
+use tenantry_http::{Caller, Client, Gate, Json, Query, TenantCtx};
+use tenantry_identity::{Authenticated, Identity};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use tenantry_identity::Authenticated;
-
 use crate::{
-    AppState,
-    extract::{Caller, Client, Json, Query, TenantCtx},
+    NewTenant, PermissionView, Tenant, TenantChange, TenantMembership, TenantSettingsPatch, authz,
 };
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Gate<Authn = Identity>,
+    Db: FromRef<S>,
+{
     OpenApiRouter::new()
+        .routes(routes!(my_tenants))
         .routes(routes!(list_tenants, create_tenant))
         .routes(routes!(get_tenant, update_tenant, delete_tenant))
         .routes(routes!(list_permissions))
+}
+
+/// The tenants the caller belongs to, with their role in each.
+#[utoipa::path(get, path = "/api/v1/users/me/tenants", tag = "identity", security(("bearer" = [])),
+    params(PageParams),
+    responses((status = 200, body = Page<TenantMembership>), (status = 401, body = Problem)))]
+pub async fn my_tenants(
+    State(db): State<Db>,
+    Caller(caller): Caller<Authenticated>,
+    Query(page): Query<PageParams>,
+) -> Result<Json<Page<TenantMembership>>, Problem> {
+    let page = page.try_into()?;
+    Ok(Json(
+        crate::list_my_tenants(&db, &authz::authorize_user(&caller.user), &page).await?,
+    ))
 }
 
 /// The caller's tenants (same as `/users/me/tenants`).
@@ -30,18 +52,13 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(PageParams),
     responses((status = 200, body = Page<TenantMembership>), (status = 401, body = Problem)))]
 pub async fn list_tenants(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     Caller(caller): Caller<Authenticated>,
     Query(page): Query<PageParams>,
 ) -> Result<Json<Page<TenantMembership>>, Problem> {
     let page = page.try_into()?;
     Ok(Json(
-        tenantry_tenancy::list_my_tenants(
-            &state.db,
-            &tenantry_tenancy::authz::authorize_user(&caller.user),
-            &page,
-        )
-        .await?,
+        crate::list_my_tenants(&db, &authz::authorize_user(&caller.user), &page).await?,
     ))
 }
 
@@ -62,7 +79,7 @@ pub struct CreateTenant {
         (status = 403, description = "A guest account (`guest_not_allowed`)", body = Problem),
         (status = 409, description = "Slug taken", body = Problem), (status = 422, body = Problem)))]
 pub async fn create_tenant(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     Caller(caller): Caller<Authenticated>,
     Client(client): Client,
     Json(body): Json<CreateTenant>,
@@ -75,9 +92,7 @@ pub async fn create_tenant(
         .and_then(|s| v.field("slug", Slug::parse(s)));
     v.finish()?;
     let name = name.ok_or_else(Problem::validation_failed)?;
-    let tenant =
-        tenantry_tenancy::create_tenant(&state.db, &caller.user, NewTenant { name, slug }, &client)
-            .await?;
+    let tenant = crate::create_tenant(&db, &caller.user, NewTenant { name, slug }, &client).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
@@ -86,13 +101,8 @@ pub async fn create_tenant(
     params(("tenant_id" = String, Path, format = Uuid)),
     responses((status = 200, body = Tenant), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
-pub async fn get_tenant(
-    State(state): State<AppState>,
-    ctx: TenantCtx,
-) -> Result<Json<Tenant>, Problem> {
-    Ok(Json(
-        tenantry_tenancy::get_tenant(&state.db, &ctx.scope).await?,
-    ))
+pub async fn get_tenant(State(db): State<Db>, ctx: TenantCtx) -> Result<Json<Tenant>, Problem> {
+    Ok(Json(crate::get_tenant(&db, &ctx.scope).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -112,7 +122,7 @@ pub struct UpdateTenant {
     responses((status = 200, body = Tenant), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn update_tenant(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ctx: TenantCtx,
     Json(body): Json<UpdateTenant>,
 ) -> Result<Json<Tenant>, Problem> {
@@ -127,9 +137,7 @@ pub async fn update_tenant(
             .and_then(|s| TenantSettingsPatch::parse(&s, "settings", &mut v)),
     };
     v.finish()?;
-    Ok(Json(
-        tenantry_tenancy::update_tenant(&state.db, &ctx.scope, change).await?,
-    ))
+    Ok(Json(crate::update_tenant(&db, &ctx.scope, change).await?))
 }
 
 /// Delete a tenant (`tenant:delete`). Soft delete: data is kept for the retention window.
@@ -137,11 +145,8 @@ pub async fn update_tenant(
     params(("tenant_id" = String, Path, format = Uuid)),
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
-pub async fn delete_tenant(
-    State(state): State<AppState>,
-    ctx: TenantCtx,
-) -> Result<StatusCode, Problem> {
-    tenantry_tenancy::delete_tenant(&state.db, &ctx.scope).await?;
+pub async fn delete_tenant(State(db): State<Db>, ctx: TenantCtx) -> Result<StatusCode, Problem> {
+    crate::delete_tenant(&db, &ctx.scope).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
