@@ -7,7 +7,8 @@
 //!   the authorization layer issues. They reach authentication and authorization through the
 //!   [`Gate`] the router state implements: identity implements [`Authenticate`], tenancy
 //!   implements [`Authorize`], and the binary wires the two (ADR 0013).
-//! - [`Limits`]: per-client, per-tenant and per-key rate limits.
+//! - [`Limits`]: per-client, per-tenant and per-key rate limits, configured by the
+//!   `rate_limits` section ([`RateLimitConfig`]).
 //!
 //! A context's router is generic over its state `S`: handlers take what they need with
 //! `State<T>` (`T: FromRef<S>`) and the extractors above, so a context names no type of the
@@ -16,12 +17,14 @@
 
 mod body;
 mod client;
+pub mod config;
 mod gate;
 pub mod limits;
 mod path;
 
 pub use body::{Json, Query};
 pub use client::Client;
+pub use config::RateLimitConfig;
 pub use gate::{AdminCtx, Authenticate, Authorize, Caller, Gate, Principal, TenantCtx};
 pub use limits::{Bucket, Limits};
 pub use path::{Ids, PathIds};

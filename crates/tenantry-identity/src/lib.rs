@@ -3,6 +3,7 @@
 //! tokens of external OpenID Connect issuers.
 
 mod admin;
+pub mod config;
 mod error;
 pub mod http;
 mod keys;
@@ -22,6 +23,7 @@ mod throttle;
 mod tokens;
 
 pub use admin::{AdminUser, UserFilter};
+pub use config::{AuthConfig, OidcProviderConfig};
 pub use error::IdentityError;
 pub use keys::{KeyRing, RELOAD_INTERVAL, Rotation, UNKNOWN_KID_RELOAD_GAP};
 pub use mfa::{RECOVERY_CODES, TotpEnrollment};
