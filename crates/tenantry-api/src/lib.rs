@@ -3,6 +3,7 @@
 //! [`Application::build`] turns a configuration into a bound listener and a router; the
 //! binary and the integration tests both start Tenantry through it.
 
+pub mod config;
 pub mod extract;
 mod idempotency;
 mod middleware;
@@ -28,7 +29,7 @@ use axum::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub use schedule::{prune_idempotency_keys, schedule};
 use secrecy::ExposeSecret;
-use tenantry_core::{Email, Password, Problem, config::Config, crypto::MasterKey};
+use tenantry_core::{Email, Password, Problem, crypto::MasterKey};
 use tenantry_db::{
     Db,
     migrate::{Migration, Migrator},
@@ -49,6 +50,8 @@ use utoipa::{
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Config;
 
 /// Everything handlers share; one pointer to clone per request.
 #[derive(Clone, Debug)]
@@ -110,7 +113,7 @@ from_state!(
 );
 
 /// Tenancy's invitation limits: four numbers, cloned per request that sends an invitation.
-impl axum::extract::FromRef<AppState> for tenantry_core::config::TenancyConfig {
+impl axum::extract::FromRef<AppState> for tenantry_tenancy::TenancyConfig {
     fn from_ref(state: &AppState) -> Self {
         state.config.tenancy.clone()
     }
@@ -374,7 +377,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     } else {
         migrator.ensure_current(&db).await?;
     }
-    let key = MasterKey::load_or_create(&config)?;
+    let key = config.master_key()?;
     let identity = identity_with_key(&db, &config, key.clone()).await?;
     bootstrap_admin(&identity, &config).await?;
     let files = files_service(&db, &config, &key)?;
@@ -404,17 +407,15 @@ pub fn files_service(
     config: &Config,
     key: &MasterKey,
 ) -> anyhow::Result<tenantry_files::Files> {
-    let storage = tenantry_storage::StorageConfig::from_config(config)?;
+    let storage = tenantry_storage::StorageConfig::resolve(
+        config.storage_url.as_deref(),
+        &config.s3,
+        &config.data_dir,
+    )?;
     let store = tenantry_storage::BlobStore::open(&storage).context("opening the blob store")?;
     let signer = tenantry_storage::UrlSigner::new(&key.mac("tenantry/v1/download-url-key", b""))
         .context("download URL signing key")?;
-    let settings = tenantry_files::FilesSettings {
-        max_upload_bytes: config.files.max_upload_bytes,
-        quota_bytes: config.files.quota_bytes,
-        download_ttl: Duration::from_secs(config.files.download_url_ttl_secs.max(1)),
-        orphan_grace: Duration::from_secs(config.files.orphan_grace_secs),
-        public_url: config.effective_public_url(),
-    };
+    let settings = tenantry_files::FilesSettings::new(&config.files, config.effective_public_url());
     Ok(tenantry_files::Files::new(
         db.clone(),
         store,
@@ -427,7 +428,7 @@ pub fn files_service(
 
 /// The identity service with its data key and mailer (also used by the CLI).
 pub async fn identity(db: &Db, config: &Config) -> anyhow::Result<Identity> {
-    identity_with_key(db, config, MasterKey::load_or_create(config)?).await
+    identity_with_key(db, config, config.master_key()?).await
 }
 
 async fn identity_with_key(db: &Db, config: &Config, key: MasterKey) -> anyhow::Result<Identity> {
@@ -437,8 +438,24 @@ async fn identity_with_key(db: &Db, config: &Config, key: MasterKey) -> anyhow::
              every node must use the same key, so configure it explicitly in production"
         );
     }
-    let mailer = Mailer::new(db.clone(), config, key.clone())?;
-    Identity::new(db.clone(), config, key, mailer).await
+    let public_url = config.effective_public_url();
+    let mailer = Mailer::new(
+        db.clone(),
+        &config.mail,
+        config.smtp_url.as_ref(),
+        &config.data_dir,
+        &public_url,
+        key.clone(),
+    )?;
+    Identity::new(
+        db.clone(),
+        &config.auth,
+        config.effective_issuer(),
+        &public_url,
+        key,
+        mailer,
+    )
+    .await
 }
 
 async fn bootstrap_admin(identity: &Identity, config: &Config) -> anyhow::Result<()> {

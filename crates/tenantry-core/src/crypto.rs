@@ -18,10 +18,8 @@ use anyhow::{Context, anyhow, bail};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
-
-use crate::config::Config;
 
 /// Format byte of sealed values, so the scheme can change without guessing.
 const SEALED_V1: u8 = 1;
@@ -83,12 +81,16 @@ impl MasterKey {
         (Self::from_bytes(&master), STANDARD.encode(master))
     }
 
-    /// The configured key, else the one kept under the data directory (created on first use).
-    pub fn load_or_create(config: &Config) -> anyhow::Result<Self> {
-        if let Some(key) = &config.secret_key {
+    /// The configured key (`secret_key`), else the one kept under the data directory
+    /// (created on first use).
+    pub fn load_or_create(
+        secret_key: Option<&SecretString>,
+        data_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        if let Some(key) = secret_key {
             return Self::from_base64(key.expose_secret()).context("TENANTRY_SECRET_KEY");
         }
-        Self::from_file(&config.data_dir.join(KEY_FILE))
+        Self::from_file(&data_dir.join(KEY_FILE))
     }
 
     fn from_file(path: &Path) -> anyhow::Result<Self> {

@@ -1,5 +1,6 @@
 //! Tenantry's shared vocabulary: identifiers, parsed value types, the permission catalog,
-//! the one `Problem` error type every layer maps into, pagination and configuration.
+//! the one `Problem` error type every layer maps into, pagination, and the conventions
+//! every configuration section follows (each context defines its own section).
 //!
 //! Nothing here touches I/O; every other crate depends on this one.
 

@@ -10,6 +10,7 @@
 //! row-level security enforces the same boundary the scope does.
 
 mod bind;
+pub mod config;
 mod effect;
 mod error;
 mod insert;
@@ -29,8 +30,9 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use sea_query::{PostgresQueryBuilder, QueryStatementWriter, SqliteQueryBuilder, Values};
 use secrecy_free::ExposeUrl;
-use tenantry_core::{UserId, config::DatabaseConfig};
+use tenantry_core::UserId;
 
+pub use config::DatabaseConfig;
 pub use effect::EffectMark;
 pub use error::DbError;
 pub use insert::InsertRow;

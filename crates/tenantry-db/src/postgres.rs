@@ -8,9 +8,12 @@ use sqlx::{
     Executor, PgPool,
     postgres::{PgArguments, PgConnectOptions, PgPoolOptions},
 };
-use tenantry_core::{TenantId, UserId, config::DatabaseConfig};
+use tenantry_core::{TenantId, UserId};
 
-use crate::{APP_ROLE, DbError, FromRow, Row, bind, error::unique_from_index_name, tx::Tx};
+use crate::{
+    APP_ROLE, DbError, FromRow, Row, bind, config::DatabaseConfig, error::unique_from_index_name,
+    tx::Tx,
+};
 
 pub(crate) async fn connect(url: &str, config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url.parse()?;
@@ -182,10 +185,8 @@ pub(crate) fn map_error(error: sqlx::Error) -> DbError {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+    use crate::{Backend, Db, DbError, config::DatabaseConfig};
     use sea_query::{Expr, ExprTrait, Query};
-    use tenantry_core::config::DatabaseConfig;
-
-    use crate::{Backend, Db, DbError};
 
     /// An empty database (no migrations) of its own on the test PostgreSQL server, or `None` where
     /// there is none (the testkit says so, and fails under `TENANTRY_TEST_STRICT=1`).

@@ -16,10 +16,12 @@ use anyhow::Context;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, ToSql, ffi, types::ToSqlOutput};
 use sea_query::{Value, Values};
-use tenantry_core::config::DatabaseConfig;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
-use crate::{DbError, FromRow, PoolStats, Row, bind, error::unique_from_index_name, tx::Tx};
+use crate::{
+    DbError, FromRow, PoolStats, Row, bind, config::DatabaseConfig, error::unique_from_index_name,
+    tx::Tx,
+};
 
 #[derive(Debug)]
 pub(crate) struct SqlitePool {

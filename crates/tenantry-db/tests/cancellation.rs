@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use sea_query::{Expr, Query};
-use tenantry_core::{UserId, config::DatabaseConfig};
-use tenantry_db::{Db, UserScope, migrate::Migrator};
+use tenantry_core::UserId;
+use tenantry_db::{DatabaseConfig, Db, UserScope, migrate::Migrator};
 
 #[tokio::test]
 async fn cancelled_transactions_never_leak_into_the_pool() {

@@ -10,6 +10,7 @@
 //! points at a missing object; what a crash leaves behind is collected by [`Files::sweep`].
 
 mod access;
+pub mod config;
 mod documents;
 mod download;
 mod error;
@@ -27,6 +28,7 @@ use tenantry_core::{ProjectId, TenantId};
 use tenantry_db::Db;
 use tenantry_storage::{BlobStore, UrlSigner};
 
+pub use config::FilesConfig;
 pub use documents::{DocumentChange, DocumentFilter};
 pub use download::{DownloadLink, S3_REDIRECT_TTL, Served, SignedDownload};
 pub use error::FilesError;

@@ -7,7 +7,8 @@
 //!   the authorization layer issues. They reach authentication and authorization through the
 //!   [`Gate`] the router state implements: identity implements [`Authenticate`], tenancy
 //!   implements [`Authorize`], and the binary wires the two (ADR 0013).
-//! - [`Limits`]: per-client, per-tenant and per-key rate limits.
+//! - [`Limits`]: per-client, per-tenant and per-key rate limits, configured by the
+//!   `rate_limits` section ([`RateLimitConfig`]).
 //! - [`OptionalJson`], [`present`] and [`redacted_debug!`]: bodies that may be left out,
 //!   PATCH fields that may be `null`, and bodies that carry secrets.
 //! - [`admin`]: what every context's platform-administration routes share.
@@ -20,12 +21,14 @@
 pub mod admin;
 mod body;
 mod client;
+pub mod config;
 mod gate;
 pub mod limits;
 mod path;
 
 pub use body::{Json, OptionalJson, Query, present};
 pub use client::Client;
+pub use config::RateLimitConfig;
 pub use gate::{AdminCtx, Authenticate, Authorize, Caller, Gate, Principal, TenantCtx};
 pub use limits::{Bucket, Limits};
 pub use path::{Ids, PathIds};

@@ -14,8 +14,10 @@ use governor::{
     clock::{Clock, DefaultClock},
 };
 use tenantry_core::Origin as ClientInfo;
-use tenantry_core::{ApiKeyId, Problem, TenantId, config::RateLimitConfig};
+use tenantry_core::{ApiKeyId, Problem, TenantId};
 use tenantry_db::TenantScope;
+
+use crate::config::RateLimitConfig;
 
 /// The limited operations.
 #[derive(Debug, Clone, Copy)]

@@ -3,6 +3,7 @@
 //! tokens of external OpenID Connect issuers.
 
 mod admin;
+pub mod config;
 pub mod directory;
 mod error;
 pub mod http;
@@ -23,6 +24,7 @@ mod throttle;
 mod tokens;
 
 pub use admin::{AdminUser, UserFilter};
+pub use config::{AuthConfig, OidcProviderConfig};
 pub use error::IdentityError;
 pub use keys::{KeyRing, RELOAD_INTERVAL, Rotation, UNKNOWN_KID_RELOAD_GAP};
 pub use mfa::{RECOVERY_CODES, TotpEnrollment};

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::{Context, anyhow};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
-use tenantry_core::config::HashScheduling;
+
+use crate::config::HashScheduling;
 
 type Job = Box<dyn FnOnce() + Send>;
 

@@ -7,15 +7,14 @@ use chrono::TimeDelta;
 use sea_query::{Expr, ExprTrait, Query};
 use serde_json::json;
 use tenantry_audit::{AuditActor, Entry};
-use tenantry_core::{
-    Email, Origin, Password, PersonName, SessionId, UserId, config::Config, crypto::MasterKey,
-};
+use tenantry_core::{Email, Origin, Password, PersonName, SessionId, UserId, crypto::MasterKey};
 use tenantry_db::{Db, FromRow, InsertRow, Prepared, Tx};
 use tenantry_events::{Event, EventType};
 use tenantry_notify::Mailer;
 
 use crate::{
     IdentityError, KeyRing, PasswordHasher, User, UserStatus, UserView,
+    config::AuthConfig,
     keys::{self, Rotation},
     oidc::{ExternalProviders, peek_issuer},
     security::{record_account, user_subject},
@@ -120,16 +119,18 @@ fn secs(value: u64) -> i64 {
 }
 
 impl Identity {
-    /// Loads (or on first start generates) the signing keys.
+    /// Loads (or on first start generates) the signing keys. `issuer` is the `iss` of our
+    /// tokens ([`AuthConfig::effective_issuer`]); `public_url` the base of links in e-mails.
     pub async fn new(
         db: Db,
-        config: &Config,
+        auth: &AuthConfig,
+        issuer: String,
+        public_url: &str,
         key: MasterKey,
         mailer: Mailer,
     ) -> anyhow::Result<Self> {
         let keys = KeyRing::load_or_create(&db, key.clone()).await?;
-        let external = ExternalProviders::from_config(config)?;
-        let auth = &config.auth;
+        let external = ExternalProviders::from_config(auth, &issuer)?;
         Ok(Self {
             db,
             keys: Arc::new(keys),
@@ -140,7 +141,7 @@ impl Identity {
                 auth.hash_scheduling,
             )?,
             tokens: TokenSettings {
-                issuer: config.effective_issuer(),
+                issuer,
                 audience: auth.audience.clone(),
                 access_ttl_secs: secs(auth.access_token_ttl_secs),
             },
@@ -148,7 +149,7 @@ impl Identity {
             guest_ttl_secs: secs(auth.guest_ttl_secs),
             key,
             mailer,
-            public_url: config.effective_public_url().into(),
+            public_url: public_url.trim_end_matches('/').into(),
             external,
         })
     }

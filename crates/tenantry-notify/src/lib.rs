@@ -7,10 +7,12 @@
 //! files. A slow or failing SMTP server therefore never fails or slows the user's request;
 //! failed attempts are retried with exponential back-off.
 
+pub mod config;
 mod mailer;
 pub mod migrations;
 mod templates;
 mod transport;
 
+pub use config::MailConfig;
 pub use mailer::{KEEP_SENT_MAIL, Mailer, OutboxStats};
 pub use templates::Templates;

@@ -1,19 +1,20 @@
 //! The outbox: enqueue inside the caller's transaction, deliver in the background.
 
-use std::{sync::Arc, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, TimeDelta, Utc};
 use lettre::message::Mailbox;
 use rand::Rng;
 use sea_query::{Expr, ExprTrait, Func, Order, Query};
-use tenantry_core::{config::Config, crypto::MasterKey};
+use secrecy::SecretString;
+use tenantry_core::crypto::MasterKey;
 use tenantry_db::{Db, DbError, FromRow, InsertRow, Row, Tx, periodic::PeriodicTask};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::{
-    Templates,
+    MailConfig, Templates,
     templates::Rendered,
     transport::{SendError, Transport},
 };
@@ -72,18 +73,22 @@ fn outbox_context(id: Uuid) -> String {
 }
 
 impl Mailer {
-    pub fn new(db: Db, config: &Config, key: MasterKey) -> anyhow::Result<Self> {
+    /// The mailer of the `mail` section. `smtp_url` unset: messages are written under
+    /// `<data_dir>/mail/`. `public_url` is the base of links in templates.
+    pub fn new(
+        db: Db,
+        config: &MailConfig,
+        smtp_url: Option<&SecretString>,
+        data_dir: &Path,
+        public_url: &str,
+        key: MasterKey,
+    ) -> anyhow::Result<Self> {
         let from: Mailbox = config
-            .mail
             .from
             .parse()
-            .map_err(|e| anyhow!("mail.from {:?} is not a mailbox: {e}", config.mail.from))?;
-        let templates = Templates::load(
-            config.mail.templates_dir.as_deref(),
-            "Tenantry",
-            &config.effective_public_url(),
-        )?;
-        let transport = Transport::from_config(config)?;
+            .map_err(|e| anyhow!("mail.from {:?} is not a mailbox: {e}", config.from))?;
+        let templates = Templates::load(config.templates_dir.as_deref(), "Tenantry", public_url)?;
+        let transport = Transport::from_config(config, smtp_url, data_dir)?;
         tracing::info!(transport = transport.describe(), "mail delivery configured");
         Ok(Self(Arc::new(Inner {
             db,
@@ -91,7 +96,7 @@ impl Mailer {
             templates,
             transport,
             from,
-            max_attempts: i64::from(Ord::max(config.mail.max_attempts, 1)),
+            max_attempts: i64::from(Ord::max(config.max_attempts, 1)),
             wake: Arc::new(Notify::new()),
         })))
     }

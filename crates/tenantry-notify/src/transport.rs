@@ -1,6 +1,9 @@
 //! Where messages go: an SMTP server, or a directory of `.eml` files (the embedded default).
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context, anyhow};
 use lettre::{
@@ -8,10 +11,9 @@ use lettre::{
     message::{Mailbox, MultiPart},
     transport::smtp::client::{Certificate, Tls, TlsParameters},
 };
-use secrecy::ExposeSecret;
-use tenantry_core::config::Config;
+use secrecy::{ExposeSecret, SecretString};
 
-use crate::templates::Rendered;
+use crate::{MailConfig, templates::Rendered};
 
 /// A delivery failure: permanent ones (the server refused the message) are not retried.
 #[derive(Debug)]
@@ -35,11 +37,15 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
-        match &config.smtp_url {
+    pub fn from_config(
+        config: &MailConfig,
+        smtp_url: Option<&SecretString>,
+        data_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        match smtp_url {
             Some(url) => {
                 let url = url.expose_secret();
-                let timeout = Duration::from_secs(config.mail.send_timeout_secs.max(1));
+                let timeout = Duration::from_secs(config.send_timeout_secs.max(1));
                 let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     // lettre's message may echo the URL; do not pass it on.
                     .map_err(|_| {
@@ -49,12 +55,12 @@ impl Transport {
                         )
                     })?
                     .timeout(Some(timeout));
-                if let Some(ca_file) = &config.mail.tls_ca_file {
+                if let Some(ca_file) = &config.tls_ca_file {
                     builder = builder.tls(tls_with_root(url, ca_file)?);
                 }
                 Ok(Self::Smtp(builder.build()))
             }
-            None => Ok(Self::Directory(config.data_dir.join("mail"))),
+            None => Ok(Self::Directory(data_dir.join("mail"))),
         }
     }
 

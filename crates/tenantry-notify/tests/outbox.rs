@@ -4,13 +4,17 @@
 //! week. On SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use secrecy::SecretString;
 use serde_json::json;
-use tenantry_core::{config::Config, crypto::MasterKey};
+use tenantry_core::crypto::MasterKey;
 use tenantry_db::{
     Db, DbError, FromRow, Row,
     migrate::{Migration, Migrator},
 };
-use tenantry_notify::{Mailer, OutboxStats};
+use tenantry_notify::{MailConfig, Mailer, OutboxStats};
+
+/// Base of the links in test messages.
+const PUBLIC_URL: &str = "http://127.0.0.1:4999";
 
 struct Stored {
     attempts: i64,
@@ -47,13 +51,20 @@ fn closed_port_url() -> String {
 }
 
 fn mailer(db: &Db, dir: &std::path::Path, smtp_url: String, key: &MasterKey) -> Mailer {
-    let mut config = Config {
-        data_dir: dir.to_path_buf(),
-        smtp_url: Some(smtp_url.into()),
-        ..Config::default()
+    let config = MailConfig {
+        send_timeout_secs: 5,
+        ..MailConfig::default()
     };
-    config.mail.send_timeout_secs = 5;
-    Mailer::new(db.clone(), &config, key.clone()).unwrap()
+    let smtp_url = SecretString::from(smtp_url);
+    Mailer::new(
+        db.clone(),
+        &config,
+        Some(&smtp_url),
+        dir,
+        PUBLIC_URL,
+        key.clone(),
+    )
+    .unwrap()
 }
 
 async fn retried_then_delivered_then_wiped(db: Db, test: &str) {
@@ -220,13 +231,20 @@ async fn delivers_over_tls(mode: tenantry_testkit::SmtpTls, test: &str) {
     db.execute_script("UPDATE mail_outbox SET next_attempt_at = '2000-01-01T00:00:00.000000Z'")
         .await
         .unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        smtp_url: Some(tls.sink.url.clone().into()),
-        ..Config::default()
+    let config = MailConfig {
+        tls_ca_file: Some(tls.ca_file.clone()),
+        ..MailConfig::default()
     };
-    config.mail.tls_ca_file = Some(tls.ca_file.clone());
-    let trusting = Mailer::new(db.clone(), &config, key.clone()).unwrap();
+    let smtp_url = SecretString::from(tls.sink.url.clone());
+    let trusting = Mailer::new(
+        db.clone(),
+        &config,
+        Some(&smtp_url),
+        dir.path(),
+        PUBLIC_URL,
+        key.clone(),
+    )
+    .unwrap();
     assert_eq!(trusting.deliver_due().await.unwrap(), 1);
     let delivered = tls.sink.wait_for(&to, 1).await;
     assert!(delivered[0].tls, "delivered over TLS");

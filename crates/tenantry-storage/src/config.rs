@@ -2,17 +2,39 @@
 //! `storage_url` (`TENANTRY_STORAGE_URL`: `file://PATH` or `s3://BUCKET`, default
 //! `file://<data_dir>/blobs`) and the `s3` section (`TENANTRY_S3__ENDPOINT`, `__REGION`,
 //! `__ACCESS_KEY_ID`, `__SECRET_ACCESS_KEY`, `__PATH_STYLE`). Serde (with
-//! `deny_unknown_fields`) reads those into `tenantry_core::config`; this module checks what
-//! serde cannot and produces a [`StorageConfig`] that can only describe a usable backend.
+//! `deny_unknown_fields`) reads the section into [`S3Config`], defined here; `storage_url` is a
+//! top-level key of the assembly's configuration (its default derives from `data_dir`). This
+//! module checks what serde cannot and produces a [`StorageConfig`] that can only describe a
+//! usable backend.
 
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
-use tenantry_core::config::{Config, S3Config};
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 /// Region used when none is configured; what most S3-compatible servers expect.
 pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// An S3-compatible object store (`TENANTRY_S3__*`). Only read when `storage_url` is `s3://…`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// Base URL of the service, e.g. `https://s3.eu-west-1.amazonaws.com` or
+    /// `http://127.0.0.1:9000` (plain `http://` is allowed because it was asked for
+    /// explicitly). Unset: AWS S3 of `region`.
+    pub endpoint: Option<String>,
+    /// Signing region; default `us-east-1` (what most S3-compatible servers expect).
+    pub region: Option<String>,
+    /// Static credentials. Unset: none are sent, unless the AWS environment provides them
+    /// (instance metadata, `AWS_*` variables).
+    pub access_key_id: Option<String>,
+    #[serde(serialize_with = "tenantry_core::config::secret_as_unset")]
+    pub secret_access_key: Option<SecretString>,
+    /// Path-style URLs (`ENDPOINT/BUCKET/KEY`) instead of virtual-hosted ones
+    /// (`BUCKET.ENDPOINT/KEY`); most self-hosted servers need this.
+    pub path_style: bool,
+}
 
 /// A parsed storage configuration.
 #[derive(Debug, Clone)]
@@ -57,11 +79,6 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
 }
 
 impl StorageConfig {
-    /// The storage of the server's configuration.
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        Self::resolve(config.storage_url.as_deref(), &config.s3, &config.data_dir)
-    }
-
     /// Parses `storage_url` (unset: `<data_dir>/blobs`) with the `s3` section.
     pub fn resolve(
         storage_url: Option<&str>,

@@ -52,7 +52,7 @@ pub mod sniff;
 mod store;
 mod sweep;
 
-pub use config::{ConfigError, DEFAULT_REGION, S3Target, StorageConfig};
+pub use config::{ConfigError, DEFAULT_REGION, S3Config, S3Target, StorageConfig};
 pub use disposition::attachment;
 pub use error::{PutError, StorageError};
 pub use key::{BlobKey, InvalidKey, KeyKind};

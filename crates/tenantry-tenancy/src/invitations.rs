@@ -18,7 +18,7 @@ use serde_json::json;
 use tenantry_audit::Entry;
 use tenantry_core::{
     Email, InvitationId, Page, PageRequest, Permission, ProjectId, TenantId, UserId,
-    config::TenancyConfig, permission::PermissionSet,
+    permission::PermissionSet,
 };
 use tenantry_db::{Db, DbError, FromRow, InsertRow, Row, TenantScope, Tx};
 use tenantry_events::{Event, EventType, record_change};
@@ -28,6 +28,7 @@ use utoipa::ToSchema;
 
 use crate::{
     TenancyError,
+    config::TenancyConfig,
     projects::project_exists,
     roles::{check_grantable, resolve},
     settings::{self, NOT_ADMITTED},

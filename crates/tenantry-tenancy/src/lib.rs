@@ -5,6 +5,7 @@ pub mod admin;
 mod answers;
 mod api_keys;
 pub mod authz;
+pub mod config;
 mod error;
 pub mod http;
 mod invitations;
@@ -24,6 +25,7 @@ pub use api_keys::{
     ApiKey, CreatedApiKey, KeyGrant, NewApiKey, create_api_key, get_api_key, list_api_keys,
     revoke_api_key,
 };
+pub use config::TenancyConfig;
 pub use error::TenancyError;
 pub use invitations::{
     INVITATION_TTL, Invitation, InvitationPreview, NewInvitation, accept_invitation,

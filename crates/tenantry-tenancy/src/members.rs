@@ -9,9 +9,7 @@
 use chrono::{DateTime, Utc};
 use sea_query::{Expr, ExprTrait, Order, Query};
 use tenantry_audit::Entry;
-use tenantry_core::{
-    Email, Page, PageRequest, Permission, SystemRole, TenantId, UserId, config::TenancyConfig,
-};
+use tenantry_core::{Email, Page, PageRequest, Permission, SystemRole, TenantId, UserId};
 use tenantry_db::{Db, InsertRow, TenantScope, Tx};
 use tenantry_events::{Event, EventType, record_change};
 use tenantry_identity::Identity;
@@ -19,6 +17,7 @@ use tenantry_identity::directory::join_accounts;
 
 use crate::{
     Invitation, Member, NewInvitation, TenancyError,
+    config::TenancyConfig,
     invitations::{create_invitation, revoke_sent_by},
     roles::{check_grantable, resolve},
     tenants::require,

@@ -7,7 +7,7 @@ use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
-use tenantry_core::config::Config;
+use tenantry_api::config::Config;
 
 /// Environment variables that belong to the test harness, not the server.
 const IGNORED_ENV_PREFIXES: &[&str] = &["test_"];
@@ -115,7 +115,7 @@ algorithms = ["RS256", "ES256"]
             assert!(auth0.link_by_verified_email);
             assert_eq!(other.audience, ["tenantry"]);
             assert_eq!(other.leeway_secs, 30);
-            assert!(config.validate_oidc().is_ok());
+            assert!(config.auth.validate(&config.effective_issuer()).is_ok());
 
             // The whole list in one variable (inline TOML-like syntax) replaces the file's.
             jail.set_env(
@@ -125,7 +125,10 @@ algorithms = ["RS256", "ES256"]
             let config = load(None).map_err(|e| e.to_string())?;
             assert_eq!(config.auth.oidc.len(), 1);
             assert_eq!(config.auth.oidc[0].issuer, "https://env.example/");
-            let error = config.validate_oidc().unwrap_err();
+            let error = config
+                .auth
+                .validate(&config.effective_issuer())
+                .unwrap_err();
             assert!(error.contains("HS256"), "{error}");
             Ok(())
         });

@@ -9,11 +9,11 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
-use tenantry_api::Application;
-use tenantry_core::{
-    Email, Password,
+use tenantry_api::{
+    Application,
     config::{Config, LogFormat},
 };
+use tenantry_core::{Email, Password};
 use tenantry_db::{Db, migrate::Migrator};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -319,7 +319,7 @@ async fn sweep_files(config: &Config, grace_secs: Option<u64>) -> anyhow::Result
     Migrator::new(tenantry_api::migrations())?
         .ensure_current(&db)
         .await?;
-    let key = tenantry_core::crypto::MasterKey::load_or_create(config)?;
+    let key = config.master_key()?;
     let files = tenantry_api::files_service(&db, config, &key)?;
     let grace =
         std::time::Duration::from_secs(grace_secs.unwrap_or(config.files.orphan_grace_secs));

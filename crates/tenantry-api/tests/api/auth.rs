@@ -19,7 +19,7 @@ crate::backend_tests!(
     bootstrap_never_takes_over_an_existing_account,
 );
 
-fn bootstrap(email: &str, password: &str) -> impl FnOnce(&mut tenantry_core::config::Config) {
+fn bootstrap(email: &str, password: &str) -> impl FnOnce(&mut tenantry_api::config::Config) {
     let (email, password) = (email.to_owned(), password.to_owned());
     move |config| {
         config.bootstrap_admin_email = Some(email);

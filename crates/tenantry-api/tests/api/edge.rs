@@ -330,7 +330,7 @@ async fn every_error_is_a_problem(app: TestApp) {
 #[tokio::test]
 async fn shutdown_finishes_requests_in_flight() {
     let dir = tempfile::tempdir().unwrap();
-    let config = tenantry_core::config::Config {
+    let config = tenantry_api::config::Config {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().to_path_buf(),
         ..Default::default()

@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tenantry_api::Application;
-use tenantry_core::config::Config;
+use tenantry_api::{Application, config::Config};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -98,7 +97,7 @@ async fn start(
     config.database.max_connections = 8;
     // Every test client shares 127.0.0.1: per-IP limits are off unless a test sets them; so
     // are the per-tenant and per-key limits, which fast loops of one test could reach.
-    config.rate_limits = tenantry_core::config::RateLimitConfig {
+    config.rate_limits = tenantry_http::config::RateLimitConfig {
         login_per_minute: 0,
         register_per_hour: 0,
         password_reset_per_hour: 0,

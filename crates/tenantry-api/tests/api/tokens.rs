@@ -75,7 +75,7 @@ impl Forger {
             row.private_der[0], 0x30,
             "the private key is encrypted at rest"
         );
-        let sealer = tenantry_core::crypto::MasterKey::load_or_create(&app.state.config).unwrap();
+        let sealer = app.state.config.master_key().unwrap();
         let private_der = sealer
             .open(&row.private_der, &format!("signing_key:{}", row.kid))
             .unwrap();

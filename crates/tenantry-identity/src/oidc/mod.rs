@@ -15,13 +15,15 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::{Context, anyhow};
 use jsonwebtoken::Algorithm;
-use tenantry_core::config::{Config, OidcProviderConfig};
 
 pub use jwks::{CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, REQUEST_TIMEOUT, install_tls_provider};
 pub(crate) use verify::peek_issuer;
 use verify::{ExternalClaims, Refusal, Rules};
 
-use crate::IdentityError;
+use crate::{
+    IdentityError,
+    config::{AuthConfig, OidcProviderConfig},
+};
 
 /// One configured issuer.
 #[derive(Debug)]
@@ -100,18 +102,17 @@ pub(crate) struct ExternalProviders {
 impl ExternalProviders {
     /// Checks the configuration (asymmetric algorithms only, http(s) URLs, no issuer twice
     /// or equal to ours) and prepares one key cache per issuer; fetches nothing yet.
-    pub(crate) fn from_config(config: &Config) -> anyhow::Result<Self> {
+    pub(crate) fn from_config(auth: &AuthConfig, own_issuer: &str) -> anyhow::Result<Self> {
         install_tls_provider();
-        config
-            .validate_oidc()
+        auth.validate(own_issuer)
             .map_err(|e| anyhow!(e))
             .context("invalid auth.oidc configuration")?;
-        if config.auth.oidc.is_empty() {
+        if auth.oidc.is_empty() {
             return Ok(Self::default());
         }
         let http = jwks::http_client()?;
         let mut by_issuer = HashMap::new();
-        for provider in &config.auth.oidc {
+        for provider in &auth.oidc {
             let built = Provider::new(provider, http.clone())
                 .with_context(|| format!("auth.oidc issuer {}", provider.issuer))?;
             by_issuer.insert(provider.issuer.clone(), Arc::new(built));

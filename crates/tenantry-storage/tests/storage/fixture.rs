@@ -5,8 +5,8 @@ use std::{path::Path, sync::Arc};
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt, stream};
 use secrecy::SecretString;
-use tenantry_core::{TenantId, config::S3Config};
-use tenantry_storage::{BlobKey, BlobStore, PutOutcome, StorageConfig};
+use tenantry_core::TenantId;
+use tenantry_storage::{BlobKey, BlobStore, PutOutcome, S3Config, StorageConfig};
 use tenantry_testkit::S3Server;
 
 /// A store under test and what keeps its backend alive.

@@ -10,8 +10,7 @@ use axum::{
 };
 use serde::Deserialize;
 use tenantry_core::{
-    Email, InvitationId, Page, Problem, ProjectId, config::TenancyConfig, page::PageParams,
-    problem::Validator,
+    Email, InvitationId, Page, Problem, ProjectId, page::PageParams, problem::Validator,
 };
 use tenantry_db::Db;
 use tenantry_http::{Bucket, Caller, Client, Gate, Ids, Json, Limits, Query, TenantCtx};
@@ -19,6 +18,7 @@ use tenantry_identity::{Authenticated, Identity};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::TenancyConfig;
 use crate::{Invitation, InvitationPreview, NewInvitation, TenantMembership};
 
 pub(super) fn router<S>() -> OpenApiRouter<S>

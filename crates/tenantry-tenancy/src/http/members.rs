@@ -6,15 +6,14 @@ use axum::{
     response::IntoResponse,
 };
 use serde::{Deserialize, Serialize};
-use tenantry_core::{
-    Email, Page, Problem, UserId, config::TenancyConfig, page::PageParams, problem::Validator,
-};
+use tenantry_core::{Email, Page, Problem, UserId, page::PageParams, problem::Validator};
 use tenantry_db::Db;
 use tenantry_http::{Gate, Ids, Json, Query, TenantCtx};
 use tenantry_identity::Identity;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::TenancyConfig;
 use crate::{Invitation, Member, MemberRef};
 
 pub(super) fn router<S>() -> OpenApiRouter<S>

@@ -21,12 +21,13 @@ mod tenants;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use tenantry_core::{Origin, Problem, TenantId, config::TenancyConfig};
+use tenantry_core::{Origin, Problem, TenantId};
 use tenantry_db::{Actor, AdminScope, Db, TenantScope};
 use tenantry_http::{Authorize, Gate, Limits};
 use tenantry_identity::{Authenticated, Identity};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::TenancyConfig;
 use crate::{TenancyError, authz};
 
 /// Tenancy's routes, for any state that authenticates with [`Identity`] and holds the

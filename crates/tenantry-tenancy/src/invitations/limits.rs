@@ -9,11 +9,11 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_query::{Expr, ExprTrait, Func, Query};
-use tenantry_core::{Email, UserId, config::TenancyConfig};
+use tenantry_core::{Email, UserId};
 use tenantry_db::{DbError, FromRow, InsertRow, Row, TenantScope, Tx};
 
 use super::pending;
-use crate::TenancyError;
+use crate::{TenancyError, config::TenancyConfig};
 
 /// The sliding window of the hourly limits.
 const WINDOW: TimeDelta = TimeDelta::hours(1);

@@ -162,7 +162,7 @@ impl Env {
                 root: self.data_dir().join("blobs"),
             },
             Storage::S3 { server, bucket } => {
-                let s3 = tenantry_core::config::S3Config {
+                let s3 = tenantry_storage::S3Config {
                     endpoint: Some(server.endpoint.clone()),
                     region: Some(tenantry_testkit::S3_REGION.to_owned()),
                     access_key_id: Some(server.access_key_id.clone()),

@@ -2,7 +2,7 @@
 //! sender's rights, and limits on how many are sent.
 
 use serde_json::json;
-use tenantry_core::config::Config;
+use tenantry_api::config::Config;
 
 use super::{accept, invitations, invite, preview, stored_invitations, verified};
 use crate::helpers::{Backend, TestApp, spawn_app_with};

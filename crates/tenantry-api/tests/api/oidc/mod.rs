@@ -7,7 +7,8 @@ mod issuer;
 
 use sea_query::{Expr, Query};
 use serde_json::{Value, json};
-use tenantry_core::config::{Config, OidcProviderConfig};
+use tenantry_api::config::Config;
+use tenantry_identity::config::OidcProviderConfig;
 
 use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app_with};
 use issuer::{Issuer, Key, now};
