@@ -414,3 +414,20 @@ fn shared_crates_depend_on_no_context() {
         "the manifest parser found the dependencies"
     );
 }
+
+/// Files reaches projects and the download-link requester's grant through what the assembly
+/// wires (`ProjectLookup`, the router state's `Gate`), never by depending on their owners.
+#[test]
+fn files_depends_on_neither_identity_nor_tenancy() {
+    let dependencies = workspace_dependencies(&crates()["tenantry-files"]);
+    for owner in ["tenantry-identity", "tenantry-tenancy"] {
+        assert!(
+            !dependencies.contains(owner),
+            "tenantry-files depends on {owner}"
+        );
+    }
+    assert!(
+        dependencies.contains("tenantry-http"),
+        "the manifest parser found the dependencies"
+    );
+}
