@@ -4,7 +4,6 @@
 //! binary and the integration tests both start Tenantry through it.
 
 pub mod config;
-pub mod extract;
 mod idempotency;
 mod middleware;
 mod openapi_errors;
@@ -147,12 +146,9 @@ pub fn migrations() -> Vec<Migration> {
         license(name = "Apache-2.0"),
     ),
     modifiers(&BearerAuth),
-    // The domain events and the `data` schemas of theirs no response uses (docs/events.md).
-    components(schemas(
-        tenantry_events::CloudEvent,
-        tenantry_files::DocumentUploaded,
-        tenantry_files::DocumentDeleted,
-    )),
+    // The domain events (docs/events.md); each context's router adds the `data` schemas of
+    // its events that no response uses.
+    components(schemas(tenantry_events::CloudEvent)),
     tags(
         (name = "identity", description = "Accounts, sessions and tokens"),
         (name = "tenancy", description = "Tenants, members, roles and projects"),
@@ -203,9 +199,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(tenantry_identity::http::router())
         .merge(tenantry_tenancy::http::router())
         .merge(tenantry_audit::http::router())
-        .merge(routes::documents::router())
-        .merge(routes::files::router())
-        .merge(routes::downloads::router())
+        .merge(tenantry_files::http::router())
 }
 
 /// The API routes and their OpenAPI document (with what the middleware adds to every

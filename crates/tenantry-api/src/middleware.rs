@@ -38,7 +38,7 @@ pub struct ObserveConfig {
 pub const UPLOAD_FORM_OVERHEAD: u64 = 64 * 1024;
 
 fn is_upload(method: &axum::http::Method, route: &str) -> bool {
-    method == axum::http::Method::POST && route == crate::routes::documents::UPLOAD_ROUTE
+    method == axum::http::Method::POST && route == tenantry_files::http::UPLOAD_ROUTE
 }
 
 /// The declared `Content-Length`, when there is one that parses.

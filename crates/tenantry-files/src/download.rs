@@ -122,7 +122,7 @@ impl Files {
     }
 
     /// Serves a verified download link with `scope`, the grant its requester holds now
-    /// (`tenantry_tenancy::authz::authorize_download_link`): the bytes (or `range` of them),
+    /// (`tenantry_http::Authorize::requester_scope`, see `http::SignedLink`): the bytes (or `range` of them),
     /// or on S3 a redirect to a URL presigned for [`S3_REDIRECT_TTL`]. A document deleted
     /// since, or one the requester can no longer read, answers `NotFound`.
     pub async fn serve_download(

@@ -15,6 +15,7 @@ mod documents;
 mod download;
 mod error;
 mod files;
+pub mod http;
 pub mod migrations;
 mod model;
 mod sweep;

@@ -424,3 +424,40 @@ fn inserts_pair_columns_with_values() {
         "use InsertRow::row / row_in instead of columns + values_panic in {offenders:?}"
     );
 }
+
+/// Files reaches projects and the download-link requester's grant through what the assembly
+/// wires (`ProjectLookup`, the router state's `Gate`), never by depending on their owners.
+#[test]
+fn files_depends_on_neither_identity_nor_tenancy() {
+    let dependencies = workspace_dependencies(&crates()["tenantry-files"]);
+    for owner in ["tenantry-identity", "tenantry-tenancy"] {
+        assert!(
+            !dependencies.contains(owner),
+            "tenantry-files depends on {owner}"
+        );
+    }
+    assert!(
+        dependencies.contains("tenantry-http"),
+        "the manifest parser found the dependencies"
+    );
+}
+
+/// The assembly holds no context's handler: its only operations are the operations endpoints
+/// (health, readiness, metrics, keys). A context's routes live in its own `src/http/`.
+#[test]
+fn the_assembly_has_no_context_handlers() {
+    let api = &crates()["tenantry-api"];
+    let with_operations: Vec<_> = rust_files(&api.join("src"))
+        .into_iter()
+        .filter(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            production(&text).contains("#[utoipa::path(")
+        })
+        .map(|file| file.strip_prefix(api).unwrap_or(&file).to_owned())
+        .collect();
+    assert_eq!(
+        with_operations,
+        vec![PathBuf::from("src/routes/ops.rs")],
+        "handlers belong to the context that owns their service"
+    );
+}

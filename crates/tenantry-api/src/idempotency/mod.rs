@@ -38,10 +38,9 @@ pub use openapi::document;
 pub use store::prune;
 use store::{Owner, Reservation, State as KeyState, Store, Stored};
 
-use crate::{
-    AppState,
-    extract::{Caller, TenantCtx},
-};
+use tenantry_http::{Caller, TenantCtx};
+
+use crate::AppState;
 
 /// The request header.
 pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");

@@ -1,4 +1,1 @@
-pub mod documents;
-pub mod downloads;
-pub mod files;
 pub mod ops;

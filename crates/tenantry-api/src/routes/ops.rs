@@ -14,7 +14,9 @@ use tenantry_core::Problem;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{AppState, extract::Json};
+use tenantry_http::Json;
+
+use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -3,7 +3,7 @@
 
 use axum::{
     extract::{
-        DefaultBodyLimit, Multipart, Path, State,
+        DefaultBodyLimit, FromRef, Multipart, State,
         multipart::{Field, MultipartRejection},
     },
     http::{HeaderMap, StatusCode, header},
@@ -15,20 +15,20 @@ use tenantry_core::{
     DocumentId, Page, Problem, ProjectId, UserId, page::PageParams, problem::Validator,
     values::Invalid,
 };
-use tenantry_files::{Document, DocumentChange, DocumentFilter, DownloadLink, UploadMeta};
+use tenantry_http::{Gate, Ids, Json, Query, TenantCtx};
 use tenantry_storage::sniff::MimeType;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    AppState,
-    extract::{Json, Query, TenantCtx, parse_id},
-};
+use crate::{Document, DocumentChange, DocumentFilter, DownloadLink, Files, UploadMeta};
 
 /// The upload's route (its request timeout is `files.upload_timeout_secs`).
 pub const UPLOAD_ROUTE: &str = "/api/v1/tenants/{tenant_id}/documents";
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S: Gate>() -> OpenApiRouter<S>
+where
+    Files: FromRef<S>,
+{
     // The upload streams its body to storage under its own limits (`files.max_upload_bytes`
     // and the quota), so the general body limit does not apply to it.
     let (schemas, paths, upload) = routes!(upload_document);
@@ -171,7 +171,7 @@ fn unreadable(e: axum::extract::multipart::MultipartError) -> Problem {
         (status = 413, description = "Larger than the upload limit", body = Problem),
         (status = 415, body = Problem), (status = 422, body = Problem)))]
 pub async fn upload_document(
-    State(state): State<AppState>,
+    State(files): State<Files>,
     ctx: TenantCtx,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
@@ -199,12 +199,7 @@ pub async fn upload_document(
             }
             form.part_filename = field.file_name().map(str::to_owned);
             form.part_type = field.content_type().map(str::to_owned);
-            staged = Some(
-                state
-                    .files
-                    .stage(&ctx.scope, form.project_id, field)
-                    .await?,
-            );
+            staged = Some(files.stage(&ctx.scope, form.project_id, field).await?);
         }
         Ok(())
     }
@@ -218,15 +213,12 @@ pub async fn upload_document(
         }
         (Err(problem), staged) => {
             if let Some(staged) = staged {
-                state.files.discard(staged).await;
+                files.discard(staged).await;
             }
             return Err(problem);
         }
     };
-    let document = state
-        .files
-        .commit_upload(&ctx.scope, staged, form.meta())
-        .await?;
+    let document = files.commit_upload(&ctx.scope, staged, form.meta()).await?;
     Ok((StatusCode::CREATED, Json(document)).into_response())
 }
 
@@ -256,7 +248,7 @@ pub struct DocumentListParams {
     responses((status = 200, body = Page<Document>), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_documents(
-    State(state): State<AppState>,
+    State(files): State<Files>,
     ctx: TenantCtx,
     Query(params): Query<DocumentListParams>,
 ) -> Result<Json<Page<Document>>, Problem> {
@@ -297,10 +289,7 @@ pub async fn list_documents(
         to: params.to,
     };
     Ok(Json(
-        state
-            .files
-            .list_documents(&ctx.scope, &filter, &page)
-            .await?,
+        files.list_documents(&ctx.scope, &filter, &page).await?,
     ))
 }
 
@@ -311,12 +300,11 @@ pub async fn list_documents(
     responses((status = 200, body = Document), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn get_document(
-    State(state): State<AppState>,
+    State(files): State<Files>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(id): Ids<DocumentId>,
 ) -> Result<Json<Document>, Problem> {
-    let id: DocumentId = parse_id(&ids.1)?;
-    Ok(Json(state.files.get_document(&ctx.scope, id).await?))
+    Ok(Json(files.get_document(&ctx.scope, id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -375,12 +363,12 @@ fn parse_change(body: DocumentPatch, replace: bool) -> Result<DocumentChange, Pr
     responses((status = 200, body = Document), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn patch_document(
-    State(state): State<AppState>,
+    State(files): State<Files>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    id: Result<Ids<DocumentId>, Problem>,
     Json(body): Json<DocumentPatch>,
 ) -> Result<Json<Document>, Problem> {
-    update(&state, &ctx, &ids.1, body, false).await
+    update(&files, &ctx, id, body, false).await
 }
 
 /// Replace a document's metadata: `filename` and `mime_type` both required
@@ -392,27 +380,27 @@ pub async fn patch_document(
     responses((status = 200, body = Document), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn put_document(
-    State(state): State<AppState>,
+    State(files): State<Files>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    id: Result<Ids<DocumentId>, Problem>,
     Json(body): Json<DocumentPatch>,
 ) -> Result<Json<Document>, Problem> {
-    update(&state, &ctx, &ids.1, body, true).await
+    update(&files, &ctx, id, body, true).await
 }
 
-/// PATCH (`replace: false`) and PUT (`true`) of a document's metadata.
+/// PATCH (`replace: false`) and PUT (`true`) of a document's metadata. A rejected body is
+/// answered before a malformed id (the body is extracted before the handler runs, the id's
+/// 404 is taken here), as it always was.
 async fn update(
-    state: &AppState,
+    files: &Files,
     ctx: &TenantCtx,
-    id: &str,
+    id: Result<Ids<DocumentId>, Problem>,
     body: DocumentPatch,
     replace: bool,
 ) -> Result<Json<Document>, Problem> {
-    let id: DocumentId = parse_id(id)?;
+    let Ids(id) = id?;
     let change = parse_change(body, replace)?;
-    Ok(Json(
-        state.files.update_document(&ctx.scope, id, change).await?,
-    ))
+    Ok(Json(files.update_document(&ctx.scope, id, change).await?))
 }
 
 /// Delete a document (`documents:delete`). A file no document references any longer is
@@ -423,12 +411,11 @@ async fn update(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
 pub async fn delete_document(
-    State(state): State<AppState>,
+    State(files): State<Files>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(id): Ids<DocumentId>,
 ) -> Result<StatusCode, Problem> {
-    let id: DocumentId = parse_id(&ids.1)?;
-    state.files.delete_document(&ctx.scope, id).await?;
+    files.delete_document(&ctx.scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -452,13 +439,13 @@ pub struct DownloadParams {
             headers(("Location" = String, description = "The download URL"))),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn download_document(
-    State(state): State<AppState>,
+    State(files): State<Files>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    // Before the id, so a rejected query string is answered first, as it always was.
     Query(params): Query<DownloadParams>,
+    Ids(id): Ids<DocumentId>,
 ) -> Result<Response, Problem> {
-    let id: DocumentId = parse_id(&ids.1)?;
-    let link = state.files.download_link(&ctx.scope, id).await?;
+    let link = files.download_link(&ctx.scope, id).await?;
     if params.redirect == Some(true) {
         return Ok((
             StatusCode::FOUND,

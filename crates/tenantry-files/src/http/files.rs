@@ -1,21 +1,21 @@
 //! `/api/v1/tenants/{tenant_id}/files*` (stored content) and `/usage` (storage usage).
 
 use axum::{
-    extract::{Path, State},
+    extract::{FromRef, State},
     http::StatusCode,
 };
 use serde::Deserialize;
 use tenantry_core::{FileId, Page, Problem, page::PageParams};
-use tenantry_files::{File, FileDetail, StorageUsage};
+use tenantry_http::{Gate, Ids, Json, Query, TenantCtx};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    AppState,
-    extract::{Json, Query, TenantCtx, parse_id},
-};
+use crate::{File, FileDetail, Files, StorageUsage};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S: Gate>() -> OpenApiRouter<S>
+where
+    Files: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_files))
         .routes(routes!(get_file, delete_file))
@@ -36,7 +36,7 @@ pub struct FileListParams {
     responses((status = 200, body = Page<File>), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list_files(
-    State(state): State<AppState>,
+    State(files): State<Files>,
     ctx: TenantCtx,
     Query(params): Query<FileListParams>,
 ) -> Result<Json<Page<File>>, Problem> {
@@ -45,7 +45,7 @@ pub async fn list_files(
         cursor: params.cursor,
     }
     .try_into()?;
-    Ok(Json(state.files.list_files(&ctx.scope, &page).await?))
+    Ok(Json(files.list_files(&ctx.scope, &page).await?))
 }
 
 /// One file with the documents that reference it (those the caller may read; `files:read`).
@@ -55,12 +55,11 @@ pub async fn list_files(
     responses((status = 200, body = FileDetail), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get_file(
-    State(state): State<AppState>,
+    State(files): State<Files>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(id): Ids<FileId>,
 ) -> Result<Json<FileDetail>, Problem> {
-    let id: FileId = parse_id(&ids.1)?;
-    Ok(Json(state.files.get_file(&ctx.scope, id).await?))
+    Ok(Json(files.get_file(&ctx.scope, id).await?))
 }
 
 /// Delete a file and its content (`files:delete`); 409 `file_in_use` while documents
@@ -71,12 +70,11 @@ pub async fn get_file(
     responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, description = "Referenced by documents", body = Problem)))]
 pub async fn delete_file(
-    State(state): State<AppState>,
+    State(files): State<Files>,
     ctx: TenantCtx,
-    Path(ids): Path<(String, String)>,
+    Ids(id): Ids<FileId>,
 ) -> Result<StatusCode, Problem> {
-    let id: FileId = parse_id(&ids.1)?;
-    state.files.delete_file(&ctx.scope, id).await?;
+    files.delete_file(&ctx.scope, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -93,11 +91,8 @@ pub struct Usage {
     params(("tenant_id" = String, Path, format = Uuid)),
     responses((status = 200, body = Usage), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub async fn get_usage(
-    State(state): State<AppState>,
-    ctx: TenantCtx,
-) -> Result<Json<Usage>, Problem> {
+pub async fn get_usage(State(files): State<Files>, ctx: TenantCtx) -> Result<Json<Usage>, Problem> {
     Ok(Json(Usage {
-        storage: state.files.usage(&ctx.scope).await?,
+        storage: files.usage(&ctx.scope).await?,
     }))
 }

@@ -4,25 +4,28 @@
 //! storage: an attachment with the stored type, `nosniff`, and single byte ranges; S3: a
 //! redirect to a URL presigned for a minute.
 
+use std::sync::Arc;
+
 use axum::{
     body::Body,
-    extract::{Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{FromRef, FromRequestParts, Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use tenantry_core::{ApiKeyId, DocumentId, Problem, TenantId, UserId};
-use tenantry_files::Served;
+use tenantry_db::TenantScope;
+use tenantry_http::{Authorize, Client, Gate, Query};
 use tenantry_storage::ByteRange;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::{
-    AppState,
-    extract::{Client, Query},
-};
+use crate::{Files, Served, SignedDownload};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S: Gate>() -> OpenApiRouter<S>
+where
+    Files: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(signed_download))
 }
 
@@ -62,6 +65,69 @@ fn invalid_link() -> Problem {
     Problem::signature_invalid().with_detail("the download link is invalid or has expired")
 }
 
+/// A download link whose signature holds, with the scope its requester holds now: the
+/// requester is re-authorized through the state's [`Gate`] (tenancy decides, files does not
+/// depend on it). Malformed ids or parameters and a bad or expired signature → 403
+/// `signature_invalid`; a requester who may no longer read in the tenant → 404.
+#[derive(Debug)]
+pub struct SignedLink {
+    pub proof: SignedDownload,
+    pub scope: TenantScope,
+}
+
+impl<S: Gate> FromRequestParts<S> for SignedLink
+where
+    Files: FromRef<S>,
+{
+    /// The path's own rejection (a segment that is not UTF-8) is answered as axum words it.
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path(ids) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Query(params) = Query::<SignedParams>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Client(origin) = Client::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let files = Files::from_ref(state);
+        Self::verify(&files, state, ids, params, origin)
+            .await
+            .map_err(IntoResponse::into_response)
+    }
+}
+
+impl SignedLink {
+    async fn verify<S: Gate>(
+        files: &Files,
+        state: &S,
+        (tenant, document): (String, String),
+        params: SignedParams,
+        origin: tenantry_core::Origin,
+    ) -> Result<Self, Problem> {
+        let tenant: TenantId = tenant.parse().map_err(|_| invalid_link())?;
+        let document: DocumentId = document.parse().map_err(|_| invalid_link())?;
+        let (Some(by), Some(expires), Some(signature)) =
+            (params.by, params.expires, params.signature)
+        else {
+            return Err(invalid_link());
+        };
+        let by: UserId = by.parse().map_err(|_| invalid_link())?;
+        let key: Option<ApiKeyId> = params
+            .key
+            .map(|k| k.parse().map_err(|_| invalid_link()))
+            .transpose()?;
+        let proof = files.verify_download(tenant, document, by, key, expires, &signature)?;
+        let scope = state
+            .authz()
+            .requester_scope(tenant, proof.requester, Arc::new(origin))
+            .await?;
+        Ok(Self { proof, scope })
+    }
+}
+
 /// The bytes of a document behind a link from `GET …/documents/{id}/download`. No bearer
 /// credential: the signature is checked instead (tampered or expired → 403
 /// `signature_invalid`), then the requester it names is authorized again: a link whose
@@ -82,40 +148,13 @@ fn invalid_link() -> Problem {
             body = Problem),
         (status = 416, body = Problem)))]
 pub async fn signed_download(
-    State(state): State<AppState>,
-    Path(ids): Path<(String, String)>,
-    Query(params): Query<SignedParams>,
-    Client(origin): Client,
+    State(files): State<Files>,
+    SignedLink { proof, scope }: SignedLink,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let tenant: TenantId = ids.0.parse().map_err(|_| invalid_link())?;
-    let document: DocumentId = ids.1.parse().map_err(|_| invalid_link())?;
-    let (Some(by), Some(expires), Some(signature)) = (params.by, params.expires, params.signature)
-    else {
-        return Err(invalid_link());
-    };
-    let by: UserId = by.parse().map_err(|_| invalid_link())?;
-    let key: Option<ApiKeyId> = params
-        .key
-        .map(|k| k.parse().map_err(|_| invalid_link()))
-        .transpose()?;
-    let proof = state
-        .files
-        .verify_download(tenant, document, by, key, expires, &signature)?;
-    let scope = tenantry_tenancy::authz::authorize_download_link(
-        &state.db,
-        tenant,
-        proof.requester,
-        &origin,
-    )
-    .await
-    .map_err(|e| match e {
-        tenantry_tenancy::TenancyError::Db(e) => Problem::from(e),
-        _ => Problem::not_found(),
-    })?;
     let range = parse_range(&headers);
     let partial = range.is_some();
-    let (document, read) = match state.files.serve_download(&scope, &proof, range).await? {
+    let (document, read) = match files.serve_download(&scope, &proof, range).await? {
         Served::Bytes(document, read) => (document, read),
         Served::Redirect(url) => {
             let mut response = StatusCode::FOUND.into_response();
