@@ -28,7 +28,7 @@ use axum::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub use schedule::{prune_idempotency_keys, schedule};
 use secrecy::ExposeSecret;
-use tenantry_core::{Email, Password, Problem, config::Config, crypto::MasterKey};
+use tenantry_core::{Clock, Email, Password, Problem, config::Config, crypto::MasterKey};
 use tenantry_db::{
     Db,
     migrate::{Migration, Migrator},
@@ -366,8 +366,16 @@ const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 
 /// Connects to the database, applies migrations (if configured), loads keys and creates the
 /// bootstrap administrator.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    build_state_with_clock(config, Clock::system()).await
+}
+
+/// [`build_state`] with every service reading the time from `clock` (a test's
+/// `ManualClock`, advanced instead of sleeping).
+pub async fn build_state_with_clock(config: Config, clock: Clock) -> anyhow::Result<AppState> {
     let url = config.effective_database_url();
-    let db = Db::connect(url.expose_secret(), &config.database).await?;
+    let db = Db::connect(url.expose_secret(), &config.database)
+        .await?
+        .with_clock(clock);
     let migrator = Migrator::new(migrations())?;
     if config.database.migrate_on_start {
         migrator.up(&db).await.context("migrating the database")?;
@@ -495,7 +503,12 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// [`Application::build`] on `clock` (see [`build_state_with_clock`]).
+    pub async fn build_with_clock(mut config: Config, clock: Clock) -> anyhow::Result<Self> {
         let bind = config.bind;
         let listener = TcpListener::bind(bind)
             .await
@@ -503,7 +516,7 @@ impl Application {
         // With port 0 the system picked one: links built from the listening address
         // (`effective_public_url`) must name it.
         config.bind = listener.local_addr().context("the bound address")?;
-        let state = build_state(config).await?;
+        let state = build_state_with_clock(config, clock).await?;
         Ok(Self { listener, state })
     }
 

@@ -273,7 +273,7 @@ impl Migrator {
                     .values_panic([
                         migration.version.into(),
                         migration.name.into(),
-                        tenantry_core::now().into(),
+                        tx.now().into(),
                     ]),
             )
             .await?;

@@ -191,7 +191,7 @@ impl Files {
             return Ok((document, false));
         }
         let file_id = FileId::new();
-        let now = tenantry_core::now();
+        let now = self.db().now();
         let key = BlobKey::file(
             scope.tenant_id(),
             file_id.as_uuid(),
@@ -295,7 +295,7 @@ impl Files {
                     staged.outcome.md5.as_str().into(),
                     size.into(),
                     key.as_str().into(),
-                    tenantry_core::now().into(),
+                    tx.now().into(),
                 ]),
         )
         .await?;
@@ -324,7 +324,7 @@ impl Files {
         delta: Delta,
         deduplicated: bool,
     ) -> Result<Document, FilesError> {
-        let now = tenantry_core::now();
+        let now = tx.now();
         let size = i64::try_from(staged.outcome.size).unwrap_or(i64::MAX);
         tx.execute(
             Query::insert()

@@ -163,7 +163,7 @@ pub(crate) async fn record(
                     .map(|ua| ua.chars().take(256).collect::<String>())
                     .into(),
                 detail.clone().into(),
-                tenantry_core::now().into(),
+                tx.now().into(),
             ]),
     )
     .await?;

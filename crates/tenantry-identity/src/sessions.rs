@@ -56,7 +56,7 @@ async fn insert_refresh_token(
             .values_panic([
                 token_digest.into(),
                 session_id.into(),
-                tenantry_core::now().into(),
+                tx.now().into(),
                 expires_at.into(),
             ]),
     )
@@ -68,7 +68,7 @@ async fn revoke(tx: &mut Tx, session_id: SessionId, reason: &str) -> Result<u64,
     tx.execute(
         Query::update()
             .table("sessions")
-            .value("revoked_at", tenantry_core::now())
+            .value("revoked_at", tx.now())
             .value("revoked_reason", reason)
             .and_where(Expr::col("id").eq(session_id))
             .and_where(Expr::col("revoked_at").is_null()),
@@ -86,7 +86,7 @@ pub(crate) async fn revoke_all(
     let mut update = Query::update();
     update
         .table("sessions")
-        .value("revoked_at", tenantry_core::now())
+        .value("revoked_at", tx.now())
         .value("revoked_reason", reason)
         .and_where(Expr::col("user_id").eq(user_id))
         .and_where(Expr::col("revoked_at").is_null());
@@ -105,7 +105,7 @@ impl Identity {
         ttl_secs: i64,
         method: &'static str,
     ) -> Result<TokenPair, IdentityError> {
-        let now = tenantry_core::now();
+        let now = self.db.now();
         let expires_at = now + TimeDelta::seconds(ttl_secs);
         let session_id = SessionId::new();
         let user_agent = client
@@ -161,7 +161,7 @@ impl Identity {
             &self.tokens,
             user_id,
             session_id,
-            tenantry_core::now().timestamp(),
+            tokens::token_time(),
         )?;
         Ok(TokenPair {
             access_token,
@@ -182,7 +182,7 @@ impl Identity {
             return Err(IdentityError::InvalidToken);
         }
         let token_digest = digest(refresh_token);
-        let now = tenantry_core::now();
+        let now = self.db.now();
         let mut tx = self.db.begin_write().await?;
         let found: Option<RefreshLookup> = tx
             .fetch_optional(
@@ -331,7 +331,7 @@ impl Identity {
             .from("sessions")
             .and_where(Expr::col("user_id").eq(user_id))
             .and_where(Expr::col("revoked_at").is_null())
-            .and_where(Expr::col("expires_at").gt(tenantry_core::now()))
+            .and_where(Expr::col("expires_at").gt(self.db.now()))
             .order_by("id", Order::Desc)
             .limit(page.fetch_limit());
         if let Some(after) = page.after {
@@ -363,7 +363,7 @@ impl Identity {
             .execute(
                 Query::update()
                     .table("sessions")
-                    .value("revoked_at", tenantry_core::now())
+                    .value("revoked_at", tx.now())
                     .value("revoked_reason", "revoked_by_user")
                     .and_where(Expr::col("id").eq(session_id))
                     .and_where(Expr::col("user_id").eq(user_id))
