@@ -5,7 +5,9 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::{AppState, build_state, config::Config, router, schedule, server};
+use tenantry_core::Clock;
+
+use crate::{AppState, build_state_with_clock, config::Config, router, schedule, server};
 
 /// Background tasks that end with the server, however it ends.
 struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
@@ -26,7 +28,12 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// [`Application::build`] on `clock` (see [`build_state_with_clock`]).
+    pub async fn build_with_clock(mut config: Config, clock: Clock) -> anyhow::Result<Self> {
         let bind = config.bind;
         let listener = TcpListener::bind(bind)
             .await
@@ -34,7 +41,7 @@ impl Application {
         // With port 0 the system picked one: links built from the listening address
         // (`effective_public_url`) must name it.
         config.bind = listener.local_addr().context("the bound address")?;
-        let state = build_state(config).await?;
+        let state = build_state_with_clock(config, clock).await?;
         Ok(Self { listener, state })
     }
 

@@ -40,7 +40,9 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::Config;
 pub use crate::{
     app::Application,
-    state::{AppState, Shared, build_state, files_service, identity, migrations},
+    state::{
+        AppState, Shared, build_state, build_state_with_clock, files_service, identity, migrations,
+    },
 };
 
 #[derive(OpenApi)]

@@ -9,7 +9,7 @@ use std::{
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret;
-use tenantry_core::{Email, Password, crypto::MasterKey};
+use tenantry_core::{Clock, Email, Password, crypto::MasterKey};
 use tenantry_db::{
     Db,
     migrate::{Migration, Migrator},
@@ -104,8 +104,16 @@ pub fn migrations() -> Vec<Migration> {
 /// Connects to the database, applies migrations (if configured), loads keys and creates the
 /// bootstrap administrator.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    build_state_with_clock(config, Clock::system()).await
+}
+
+/// [`build_state`] with every service reading the time from `clock` (a test's
+/// `ManualClock`, advanced instead of sleeping).
+pub async fn build_state_with_clock(config: Config, clock: Clock) -> anyhow::Result<AppState> {
     let url = config.effective_database_url();
-    let db = Db::connect(url.expose_secret(), &config.database).await?;
+    let db = Db::connect(url.expose_secret(), &config.database)
+        .await?
+        .with_clock(clock);
     let migrator = Migrator::new(migrations())?;
     if config.database.migrate_on_start {
         migrator.up(&db).await.context("migrating the database")?;

@@ -198,7 +198,7 @@ pub(crate) async fn append(
         seq,
         tenant_id: target.tenant().map(|t| t.as_uuid()),
         id: AuditId::new().as_uuid(),
-        occurred_at: tenantry_core::now(),
+        occurred_at: tx.now(),
         actor_type: actor.kind().to_owned(),
         actor_id: actor.id(),
         actor_user_id: actor.user_id().map(|u| u.as_uuid()),

@@ -4,6 +4,7 @@
 //!
 //! Nothing here touches I/O; every other crate depends on this one.
 
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod id;
@@ -15,6 +16,7 @@ pub mod text;
 pub mod time;
 pub mod values;
 
+pub use clock::{Clock, ManualClock};
 pub use id::{
     ApiKeyId, AuditId, DocumentId, FileId, InvitationId, ProjectId, RoleId, SessionId, TenantId,
     UserId,
@@ -27,8 +29,9 @@ pub use values::{
     Description, Email, JsonObject, Password, PersonName, ResourceName, RoleName, Slug,
 };
 
-/// The current time, truncated to microseconds so values round-trip through both databases
-/// unchanged (PostgreSQL stores microseconds).
+/// The system time, truncated to microseconds so values round-trip through both databases
+/// unchanged (PostgreSQL stores microseconds). Services read [`Clock::now`] instead (through
+/// `tenantry_db::Db::now`), so tests can advance it.
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::{DurationRound, TimeDelta};
     let now = chrono::Utc::now();

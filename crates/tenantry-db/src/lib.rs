@@ -30,7 +30,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use sea_query::{PostgresQueryBuilder, QueryStatementWriter, SqliteQueryBuilder, Values};
 use secrecy_free::ExposeUrl;
-use tenantry_core::UserId;
+use tenantry_core::{Clock, UserId};
 
 pub use config::DatabaseConfig;
 pub use effect::EffectMark;
@@ -67,6 +67,8 @@ pub const APP_ROLE: &str = "tenantry_app";
 #[derive(Clone, Debug)]
 pub struct Db {
     inner: Arc<Pool>,
+    /// Where services read the current time ([`Db::now`]); tests advance it.
+    clock: Clock,
 }
 
 #[derive(Debug)]
@@ -118,7 +120,26 @@ impl Db {
         };
         Ok(Self {
             inner: Arc::new(pool),
+            clock: Clock::system(),
         })
+    }
+
+    /// This handle reading the time from `clock` (a test's `ManualClock`), as do its clones
+    /// and the transactions they begin.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The current time by this deployment's clock: what services compare expiries with and
+    /// stamp rows with.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn backend(&self) -> Backend {
@@ -148,61 +169,67 @@ impl Db {
 
     /// A read-only view of platform tables (users, sessions). Tenant tables need a scope.
     pub async fn begin_read(&self) -> Result<Tx, DbError> {
-        match &*self.inner {
+        let tx = match &*self.inner {
             Pool::Sqlite(pool) => pool.begin_read().await,
             Pool::Postgres(pool) => postgres::begin(pool, postgres::Context::Platform).await,
-        }
+        }?;
+        Ok(tx.with_clock(&self.clock))
     }
 
     /// A read-write transaction on platform tables.
     pub async fn begin_write(&self) -> Result<Tx, DbError> {
-        match &*self.inner {
+        let tx = match &*self.inner {
             Pool::Sqlite(pool) => pool.begin_write().await,
             Pool::Postgres(pool) => postgres::begin(pool, postgres::Context::Platform).await,
-        }
+        }?;
+        Ok(tx.with_clock(&self.clock))
     }
 
     /// A read-write transaction confined to one tenant's rows.
     pub async fn begin_tenant(&self, scope: &TenantScope) -> Result<Tx, DbError> {
-        match &*self.inner {
+        let tx = match &*self.inner {
             Pool::Sqlite(pool) => pool.begin_write().await,
             Pool::Postgres(pool) => {
                 postgres::begin(pool, postgres::Context::Tenant(scope.tenant_id())).await
             }
-        }
+        }?;
+        Ok(tx.with_clock(&self.clock))
     }
 
     /// A read-only transaction confined to one tenant's rows (on SQLite it does not take
     /// the writer, so reads never queue behind writes).
     pub async fn begin_tenant_read(&self, scope: &TenantScope) -> Result<Tx, DbError> {
-        match &*self.inner {
+        let tx = match &*self.inner {
             Pool::Sqlite(pool) => pool.begin_read().await,
             Pool::Postgres(pool) => {
                 postgres::begin(pool, postgres::Context::Tenant(scope.tenant_id())).await
             }
-        }
+        }?;
+        Ok(tx.with_clock(&self.clock))
     }
 
     /// A transaction that sees the rows one user may see across tenants (their memberships
     /// and the tenants they belong to), used for "my tenants" and for authorization.
     pub async fn begin_user(&self, scope: &UserScope, write: bool) -> Result<Tx, DbError> {
-        match &*self.inner {
+        let tx = match &*self.inner {
             Pool::Sqlite(pool) if write => pool.begin_write().await,
             Pool::Sqlite(pool) => pool.begin_read().await,
             Pool::Postgres(pool) => {
                 postgres::begin(pool, postgres::Context::User(scope.user_id())).await
             }
-        }
+        }?;
+        Ok(tx.with_clock(&self.clock))
     }
 
     /// A read-write transaction that sees every tenant's rows: platform administration and
     /// purges only (on PostgreSQL it runs as the request role with `app.platform_admin` set,
     /// which the tenant tables' `*_platform_admin` policies admit).
     pub async fn begin_admin(&self, _scope: &AdminScope) -> Result<Tx, DbError> {
-        match &*self.inner {
+        let tx = match &*self.inner {
             Pool::Sqlite(pool) => pool.begin_write().await,
             Pool::Postgres(pool) => postgres::begin(pool, postgres::Context::Admin).await,
-        }
+        }?;
+        Ok(tx.with_clock(&self.clock))
     }
 
     /// A transaction (read-only unless `write`) that sees exactly the tenant rows whose secret (an API key,
@@ -215,14 +242,15 @@ impl Db {
         secret_hash: &[u8; 32],
         write: bool,
     ) -> Result<Tx, DbError> {
-        match &*self.inner {
+        let tx = match &*self.inner {
             Pool::Sqlite(pool) if write => pool.begin_write().await,
             Pool::Sqlite(pool) => pool.begin_read().await,
             Pool::Postgres(pool) => {
                 let hex = secret_hash.iter().map(|b| format!("{b:02x}")).collect();
                 postgres::begin(pool, postgres::Context::Secret(hex)).await
             }
-        }
+        }?;
+        Ok(tx.with_clock(&self.clock))
     }
 
     /// One autocommit read of platform tables (no explicit transaction: a single round trip

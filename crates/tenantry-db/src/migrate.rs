@@ -270,7 +270,7 @@ impl Migrator {
             tx.execute(Query::insert().into_table(LEDGER).row([
                 ("version", migration.version.into()),
                 ("name", migration.name.into()),
-                ("applied_at", tenantry_core::now().into()),
+                ("applied_at", tx.now().into()),
             ]))
             .await?;
             tx.commit().await?;

@@ -1,5 +1,7 @@
 //! A transaction on either backend. Dropping an uncommitted transaction rolls it back.
 
+use tenantry_core::Clock;
+
 use crate::{
     Backend, DbError, FromRow, Statement, postgres,
     sqlite::{self, SqliteConn},
@@ -13,6 +15,8 @@ pub struct Tx {
     /// Whether a statement changed something: such a transaction commits the task's
     /// [`crate::EffectMark`], if any, with its changes.
     wrote: bool,
+    /// The clock of the [`crate::Db`] that began it ([`Tx::now`]).
+    clock: Clock,
 }
 
 enum Inner {
@@ -42,6 +46,7 @@ impl Tx {
         Self {
             inner: Inner::Sqlite { conn, open: true },
             wrote: false,
+            clock: Clock::system(),
         }
     }
 
@@ -49,7 +54,19 @@ impl Tx {
         Self {
             inner: Inner::Pg(tx),
             wrote: false,
+            clock: Clock::system(),
         }
+    }
+
+    /// Gives the transaction the clock of the `Db` that began it.
+    pub(crate) fn with_clock(mut self, clock: &Clock) -> Self {
+        self.clock = clock.clone();
+        self
+    }
+
+    /// The current time by the clock of the `Db` that began this transaction.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     pub fn backend(&self) -> Backend {

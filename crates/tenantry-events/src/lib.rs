@@ -141,6 +141,7 @@ pub async fn record_change_in(
         source_of(tenant),
         Some(tenant),
         actor,
+        tx.now(),
     )?;
     tx.execute(&outbox_insert("domain_events", &event)).await?;
     tenantry_audit::record_in(tx, Chain::Tenant(tenant), actor, origin, audit).await?;
@@ -190,6 +191,7 @@ pub async fn record_account_change(
         format!("/users/{user}"),
         None,
         actor,
+        tx.now(),
     )?;
     tx.execute(&outbox_insert("platform_events", &event))
         .await?;
@@ -205,6 +207,7 @@ fn cloud_event(
     source: String,
     tenant: Option<TenantId>,
     actor: AuditActor,
+    time: DateTime<Utc>,
 ) -> Result<CloudEvent, DbError> {
     if event.event_type.scope() != scope {
         return Err(anyhow::anyhow!(
@@ -226,7 +229,7 @@ fn cloud_event(
         id: Uuid::now_v7(),
         source,
         event_type: event.event_type.as_str().to_owned(),
-        time: tenantry_core::now(),
+        time,
         subject: event.subject,
         tenantid: tenant.map(|t| t.as_uuid()),
         userid: actor.user_id().map(|u| u.as_uuid()),

@@ -129,7 +129,7 @@ impl Files {
         let mut update = Query::update();
         update
             .table("documents")
-            .value("updated_at", tenantry_core::now())
+            .value("updated_at", tx.now())
             .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
             .and_where(Expr::col("id").eq(id));
         let mut summary = serde_json::Map::new();
@@ -190,7 +190,7 @@ impl Files {
         if deleted == 0 {
             return Err(FilesError::NotFound);
         }
-        let now = tenantry_core::now();
+        let now = tx.now();
         mark_if_unreferenced(&mut tx, scope, document.file_id, now).await?;
         usage::apply(
             &mut tx,

@@ -88,7 +88,7 @@ impl Files {
         visible(scope, document, Permission::DocumentsRead)?;
         let ttl = self.settings().download_ttl;
         let expires_at =
-            tenantry_core::now() + TimeDelta::from_std(ttl).unwrap_or_else(|_| TimeDelta::hours(1));
+            self.db().now() + TimeDelta::from_std(ttl).unwrap_or_else(|_| TimeDelta::hours(1));
         let path = signed_path(scope.tenant_id(), id, scope.actor());
         let query = self.0.signer.sign(&path, expires_at);
         let url = format!(
@@ -113,7 +113,9 @@ impl Files {
             None => Actor::User(by),
         };
         let path = signed_path(tenant, document, requester);
-        self.0.signer.verify(&path, expires, signature)?;
+        self.0
+            .signer
+            .verify_at(&path, expires, signature, self.db().now())?;
         Ok(SignedDownload {
             tenant_id: tenant,
             document_id: document,

@@ -85,8 +85,8 @@ impl Files {
         scope: &AdminScope,
         grace: Duration,
     ) -> Result<SweepReport, FilesError> {
-        let cutoff = tenantry_core::now()
-            - TimeDelta::from_std(grace).unwrap_or_else(|_| TimeDelta::hours(1));
+        let cutoff =
+            self.db().now() - TimeDelta::from_std(grace).unwrap_or_else(|_| TimeDelta::hours(1));
         let mut report = SweepReport {
             files: self.collect_unreferenced(scope, cutoff).await?,
             ..SweepReport::default()

@@ -191,7 +191,7 @@ impl Files {
             return Ok((document, false));
         }
         let file_id = FileId::new();
-        let now = tenantry_core::now();
+        let now = self.db().now();
         let key = BlobKey::file(
             scope.tenant_id(),
             file_id.as_uuid(),
@@ -283,7 +283,7 @@ impl Files {
             ("md5", staged.outcome.md5.as_str().into()),
             ("size", size.into()),
             ("storage_key", key.as_str().into()),
-            ("created_at", tenantry_core::now().into()),
+            ("created_at", tx.now().into()),
         ]))
         .await?;
         let delta = Delta {
@@ -311,7 +311,7 @@ impl Files {
         delta: Delta,
         deduplicated: bool,
     ) -> Result<Document, FilesError> {
-        let now = tenantry_core::now();
+        let now = tx.now();
         let size = i64::try_from(staged.outcome.size).unwrap_or(i64::MAX);
         tx.execute(Query::insert().into_table("documents").row([
             ("tenant_id", scope.tenant_id().into()),

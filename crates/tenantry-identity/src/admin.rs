@@ -194,7 +194,7 @@ impl Identity {
         if user.status == UserStatus::Disabled {
             return Err(IdentityError::AlreadyDisabled);
         }
-        let now = tenantry_core::now();
+        let now = tx.now();
         tx.execute(
             Query::update()
                 .table("users")
@@ -243,7 +243,7 @@ impl Identity {
             Query::update()
                 .table("users")
                 .value("status", UserStatus::Active.as_str())
-                .value("updated_at", tenantry_core::now())
+                .value("updated_at", tx.now())
                 .and_where(Expr::col("id").eq(id)),
         )
         .await?;

@@ -9,6 +9,9 @@
 //! A running server holds the set in a [`KeyRing`] and re-reads it every [`RELOAD_INTERVAL`],
 //! when a retiring key reaches its end, and (rate-limited) when a token names a `kid` it does
 //! not know, so a rotation made by the CLI or another node arrives without a restart.
+//!
+//! Retirements are times of the system clock ([`crate::tokens::token_now`]), like the claims
+//! of the tokens they verify.
 
 use std::{
     collections::HashMap,
@@ -32,7 +35,7 @@ use sha2::{Digest, Sha256};
 use tenantry_core::crypto::MasterKey;
 use tenantry_db::{Db, DbError, FromRow, InsertRow, Row};
 
-use crate::tokens::VerifiedTokens;
+use crate::tokens::{VerifiedTokens, token_now};
 
 pub const ALGORITHM: &str = "EdDSA";
 
@@ -280,7 +283,7 @@ async fn load(db: &Db, sealer: &MasterKey) -> anyhow::Result<Vec<StoredKey>> {
                 .cond_where(
                     Expr::col("retired_at")
                         .is_null()
-                        .or(Expr::col("retired_at").gt(tenantry_core::now())),
+                        .or(Expr::col("retired_at").gt(token_now())),
                 )
                 .order_by("created_at", Order::Desc)
                 .order_by("kid", Order::Desc),
@@ -300,7 +303,7 @@ async fn load_or_create(db: &Db, sealer: &MasterKey) -> anyhow::Result<KeySet> {
     if keys.iter().all(|k| k.retired_at.is_some()) {
         let key = generate()?;
         let mut tx = db.begin_write().await?;
-        insert(&mut tx, &key, tenantry_core::now(), sealer).await?;
+        insert(&mut tx, &key, token_now(), sealer).await?;
         tx.commit().await?;
         tracing::info!(kid = key.kid, "generated an access-token signing key");
         // Another node may have raced us; whatever is stored now is the truth.
@@ -327,7 +330,7 @@ pub(crate) async fn rotate(
     grace: TimeDelta,
     sealer: &MasterKey,
 ) -> anyhow::Result<Rotation> {
-    let now = tenantry_core::now();
+    let now = token_now();
     let retires_at = now + grace;
     let key = generate()?;
     let mut tx = db.begin_write().await?;
@@ -451,7 +454,7 @@ impl KeyRing {
             let next_retirement = self.current.read().next_retirement();
             let mut wait = RELOAD_INTERVAL;
             if let Some(at) = next_retirement {
-                let until = (at - Utc::now()).to_std().unwrap_or_default();
+                let until = (at - token_now()).to_std().unwrap_or_default();
                 // Not sooner than a second: a failing database is not polled in a tight loop.
                 wait = wait.min((until + Duration::from_millis(100)).max(Duration::from_secs(1)));
             }

@@ -144,7 +144,8 @@ impl Identity {
             is_guest: true,
             ..UserRow::default()
         };
-        let id = insert_user_row(&mut tx, row, tenantry_core::now()).await?;
+        let now = tx.now();
+        let id = insert_user_row(&mut tx, row, now).await?;
         let user = Self::user_in(&mut tx, id).await?;
         record_account(
             &mut tx,

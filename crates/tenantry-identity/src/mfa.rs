@@ -71,6 +71,7 @@ fn totp(secret: Vec<u8>, account: &str) -> Result<Totp, IdentityError> {
 }
 
 fn unix_now() -> u64 {
+    // The authenticator app's real time, never a test's clock.
     u64::try_from(tenantry_core::now().timestamp()).unwrap_or(0)
 }
 
@@ -189,7 +190,7 @@ impl Identity {
                 .value("mfa_pending_secret", Option::<Vec<u8>>::None)
                 .value("mfa_enabled", true)
                 .value("mfa_last_step", i64::try_from(step).unwrap_or(i64::MAX))
-                .value("updated_at", tenantry_core::now())
+                .value("updated_at", tx.now())
                 .and_where(Expr::col("id").eq(user.id)),
         )
         .await?;
@@ -246,7 +247,7 @@ impl Identity {
                 .value("mfa_pending_secret", Option::<Vec<u8>>::None)
                 .value("mfa_enabled", false)
                 .value("mfa_last_step", Option::<i64>::None)
-                .value("updated_at", tenantry_core::now())
+                .value("updated_at", tx.now())
                 .and_where(Expr::col("id").eq(user.id)),
         )
         .await?;
@@ -287,7 +288,7 @@ impl Identity {
                     &json!({
                         "first_name": user.first_name,
                         "enabled": enabled,
-                        "at": tenantry_core::now().format("%Y-%m-%d %H:%M").to_string(),
+                        "at": tx.now().format("%Y-%m-%d %H:%M").to_string(),
                     }),
                 )
                 .await?;
@@ -306,7 +307,7 @@ impl Identity {
                 .and_where(Expr::col("user_id").eq(user)),
         )
         .await?;
-        let now = tenantry_core::now();
+        let now = tx.now();
         let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
         let mut insert = Query::insert();
         insert.into_table("mfa_recovery_codes");
@@ -364,7 +365,7 @@ impl Identity {
             .execute(
                 Query::update()
                     .table("mfa_recovery_codes")
-                    .value("used_at", tenantry_core::now())
+                    .value("used_at", tx.now())
                     .and_where(Expr::col("code_hash").eq(self.recovery_mac(user, code)))
                     .and_where(Expr::col("user_id").eq(user))
                     .and_where(Expr::col("used_at").is_null()),

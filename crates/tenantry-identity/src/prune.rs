@@ -57,7 +57,7 @@ impl Identity {
     /// context that holds them: `tenantry_tenancy::member_user_ids`) is kept. Identity sits
     /// below those contexts, so it cannot ask them; the assembly hands their answers in.
     pub async fn prune(&self, held_users: &[SelectStatement]) -> Result<Pruned, IdentityError> {
-        let now = tenantry_core::now();
+        let now = self.db.now();
         let ended_before = now - KEEP_ENDED_SESSIONS;
         let mut tx = self.db.begin_write().await?;
         let mut pruned = Pruned {

@@ -112,7 +112,7 @@ pub(crate) async fn void_links(
     tx.execute(
         Query::update()
             .table("user_tokens")
-            .value("used_at", tenantry_core::now())
+            .value("used_at", tx.now())
             .and_where(Expr::col("user_id").eq(user_id))
             .and_where(Expr::col("purpose").is_in(purposes))
             .and_where(Expr::col("used_at").is_null()),
@@ -146,7 +146,7 @@ async fn issue(
     email: &str,
     ttl: TimeDelta,
 ) -> Result<String, DbError> {
-    let now = tenantry_core::now();
+    let now = tx.now();
     tx.execute(
         Query::update()
             .table("user_tokens")
@@ -182,7 +182,7 @@ async fn redeem(tx: &mut Tx, token: &str, purpose: Purpose) -> Result<LinkToken,
                 .and_where(Expr::col("purpose").eq(purpose.as_str())),
         )
         .await?;
-    let now = tenantry_core::now();
+    let now = tx.now();
     let Some(found) = found.filter(|t| t.used_at.is_none() && t.expires_at > now) else {
         return Err(IdentityError::LinkInvalid);
     };
@@ -210,7 +210,7 @@ async fn recently_issued(tx: &mut Tx, user_id: UserId, purpose: Purpose) -> Resu
                 .from("user_tokens")
                 .and_where(Expr::col("user_id").eq(user_id))
                 .and_where(Expr::col("purpose").eq(purpose.as_str()))
-                .and_where(Expr::col("created_at").gt(tenantry_core::now() - RESEND_INTERVAL))
+                .and_where(Expr::col("created_at").gt(tx.now() - RESEND_INTERVAL))
                 .limit(1),
         )
         .await?;
@@ -288,7 +288,7 @@ impl Identity {
                 Query::update()
                     .table("users")
                     .value("email_verified", true)
-                    .value("updated_at", tenantry_core::now())
+                    .value("updated_at", tx.now())
                     .and_where(Expr::col("id").eq(found.user_id))
                     .and_where(Expr::col("email").eq(found.email.clone())),
             )
@@ -443,7 +443,7 @@ impl Identity {
         set: PasswordSet,
         client: &ClientInfo,
     ) -> Result<(), IdentityError> {
-        let now = tenantry_core::now();
+        let now = tx.now();
         tx.execute(
             Query::update()
                 .table("users")

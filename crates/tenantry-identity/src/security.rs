@@ -155,7 +155,7 @@ pub(crate) async fn record(
                     .into(),
             ),
             ("detail", detail.clone().into()),
-            ("created_at", tenantry_core::now().into()),
+            ("created_at", tx.now().into()),
         ]),
     )
     .await?;

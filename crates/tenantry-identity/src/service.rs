@@ -240,15 +240,13 @@ impl Identity {
             is_platform_admin: platform_admin,
             ..UserRow::default()
         };
-        let id = insert_user_row(tx, row, tenantry_core::now())
-            .await
-            .map_err(|e| {
-                if e.is_unique_violation_on("email") {
-                    IdentityError::EmailTaken
-                } else {
-                    e.into()
-                }
-            })?;
+        let id = insert_user_row(tx, row, tx.now()).await.map_err(|e| {
+            if e.is_unique_violation_on("email") {
+                IdentityError::EmailTaken
+            } else {
+                e.into()
+            }
+        })?;
         Self::user_in(tx, id).await
     }
 
@@ -307,8 +305,12 @@ impl Identity {
             // Boxed: the external path (key fetches) is far larger than ours.
             return Box::pin(self.authenticate_external(provider, token)).await;
         }
-        let now = tenantry_core::now();
-        let claims = self.verify_access(token, now.timestamp()).await?;
+        // The token's own times are checked against the system clock (see
+        // `tokens::token_time`), its session's against the deployment's.
+        let claims = self
+            .verify_access(token, crate::tokens::token_time())
+            .await?;
+        let now = self.db.now();
         let user: User = self
             .db
             .read_optional(&LIVE_SESSION_USER.bind((claims.session_id, claims.user_id, now)))
@@ -360,7 +362,7 @@ impl Identity {
         let mut update = Query::update();
         update
             .table("users")
-            .value("updated_at", tenantry_core::now())
+            .value("updated_at", self.db.now())
             .and_where(Expr::col("id").eq(id));
         let mut summary = serde_json::Map::new();
         if let Some(first) = change.first_name {
@@ -413,7 +415,7 @@ impl Identity {
                     .table("users")
                     .value("is_platform_admin", true)
                     .value("status", UserStatus::Active.as_str())
-                    .value("updated_at", tenantry_core::now())
+                    .value("updated_at", tx.now())
                     .and_where(Expr::col("id").eq(existing.id)),
             )
             .await?;

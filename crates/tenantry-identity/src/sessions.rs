@@ -52,7 +52,7 @@ async fn insert_refresh_token(
     tx.execute(Query::insert().into_table("refresh_tokens").row([
         ("token_hash", token_digest.into()),
         ("session_id", session_id.into()),
-        ("created_at", tenantry_core::now().into()),
+        ("created_at", tx.now().into()),
         ("expires_at", expires_at.into()),
     ]))
     .await?;
@@ -63,7 +63,7 @@ async fn revoke(tx: &mut Tx, session_id: SessionId, reason: &str) -> Result<u64,
     tx.execute(
         Query::update()
             .table("sessions")
-            .value("revoked_at", tenantry_core::now())
+            .value("revoked_at", tx.now())
             .value("revoked_reason", reason)
             .and_where(Expr::col("id").eq(session_id))
             .and_where(Expr::col("revoked_at").is_null()),
@@ -81,7 +81,7 @@ pub(crate) async fn revoke_all(
     let mut update = Query::update();
     update
         .table("sessions")
-        .value("revoked_at", tenantry_core::now())
+        .value("revoked_at", tx.now())
         .value("revoked_reason", reason)
         .and_where(Expr::col("user_id").eq(user_id))
         .and_where(Expr::col("revoked_at").is_null());
@@ -100,7 +100,7 @@ impl Identity {
         ttl_secs: i64,
         method: &'static str,
     ) -> Result<TokenPair, IdentityError> {
-        let now = tenantry_core::now();
+        let now = self.db.now();
         let expires_at = now + TimeDelta::seconds(ttl_secs);
         let session_id = SessionId::new();
         let user_agent = client
@@ -143,7 +143,7 @@ impl Identity {
             &self.tokens,
             user_id,
             session_id,
-            tenantry_core::now().timestamp(),
+            tokens::token_time(),
         )?;
         Ok(TokenPair {
             access_token,
@@ -164,7 +164,7 @@ impl Identity {
             return Err(IdentityError::InvalidToken);
         }
         let token_digest = digest(refresh_token);
-        let now = tenantry_core::now();
+        let now = self.db.now();
         let mut tx = self.db.begin_write().await?;
         let found: Option<RefreshLookup> = tx
             .fetch_optional(
@@ -313,7 +313,7 @@ impl Identity {
             .from("sessions")
             .and_where(Expr::col("user_id").eq(user_id))
             .and_where(Expr::col("revoked_at").is_null())
-            .and_where(Expr::col("expires_at").gt(tenantry_core::now()))
+            .and_where(Expr::col("expires_at").gt(self.db.now()))
             .order_by("id", Order::Desc)
             .limit(page.fetch_limit());
         if let Some(after) = page.after {
@@ -345,7 +345,7 @@ impl Identity {
             .execute(
                 Query::update()
                     .table("sessions")
-                    .value("revoked_at", tenantry_core::now())
+                    .value("revoked_at", tx.now())
                     .value("revoked_reason", "revoked_by_user")
                     .and_where(Expr::col("id").eq(session_id))
                     .and_where(Expr::col("user_id").eq(user_id))

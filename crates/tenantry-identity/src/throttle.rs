@@ -103,7 +103,7 @@ impl Identity {
                     .and_where(Expr::col("key_hash").eq(key.0.clone())),
             )
             .await?;
-        let now = tenantry_core::now();
+        let now = self.db.now();
         Ok(Throttle {
             recorded: state.is_some(),
             locked_for: state
@@ -118,7 +118,7 @@ impl Identity {
         tx: &mut Tx,
         key: &ThrottleKey,
     ) -> Result<Option<u64>, DbError> {
-        let now = tenantry_core::now();
+        let now = tx.now();
         // An atomic increment: concurrent failures each count (the row stays locked on
         // PostgreSQL until this transaction ends).
         tx.execute(

@@ -128,6 +128,20 @@ impl VerifiedTokens {
     }
 }
 
+/// The time access tokens are issued and checked at: the system clock, not the deployment's
+/// `Clock` (`Db::now`), because `jsonwebtoken` checks `exp` and `nbf` against the system
+/// clock and cannot be told otherwise; the memo's deadlines and the signing keys'
+/// retirements (`keys.rs`) must agree with it. So a test's `ManualClock` moves sessions,
+/// links and other expiries, not access tokens.
+pub(crate) fn token_now() -> chrono::DateTime<chrono::Utc> {
+    tenantry_core::now()
+}
+
+/// [`token_now`] in Unix seconds, as the claims carry it.
+pub(crate) fn token_time() -> i64 {
+    token_now().timestamp()
+}
+
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: i64 = 30;
 

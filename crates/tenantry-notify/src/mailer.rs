@@ -117,7 +117,7 @@ impl Mailer {
             rendered,
         })?;
         let payload = self.0.key.seal(&envelope, &outbox_context(id));
-        let now = tenantry_core::now();
+        let now = tx.now();
         tx.execute(Query::insert().into_table("mail_outbox").row([
             ("id", id.into()),
             ("template", template.into()),
@@ -175,7 +175,7 @@ impl Mailer {
                 Query::delete()
                     .from_table("mail_outbox")
                     .and_where(Expr::col("status").ne("pending"))
-                    .and_where(Expr::col("created_at").lt(tenantry_core::now() - KEEP_SENT_MAIL)),
+                    .and_where(Expr::col("created_at").lt(tx.now() - KEEP_SENT_MAIL)),
             )
             .await?;
         tx.commit().await?;
@@ -187,7 +187,7 @@ impl Mailer {
 
     /// One pass: claims due messages and attempts each once. Returns how many were attempted.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
-        let now = tenantry_core::now();
+        let now = self.0.db.now();
         let due: Vec<Uuid> = self
             .0
             .db
@@ -218,7 +218,7 @@ impl Mailer {
 
     /// Reserves one message for this node (another node may have taken it meanwhile).
     async fn claim(&self, id: Uuid) -> anyhow::Result<Option<Claimed>> {
-        let now = tenantry_core::now();
+        let now = self.0.db.now();
         let mut tx = self.0.db.begin_write().await?;
         let updated = tx
             .execute(
@@ -269,7 +269,7 @@ impl Mailer {
                 message: format!("unreadable message: {e:#}"),
             }),
         };
-        let now = tenantry_core::now();
+        let now = self.0.db.now();
         let mut update = Query::update();
         update
             .table("mail_outbox")

@@ -149,7 +149,7 @@ async fn transition(
         Query::update()
             .table("tenants")
             .value("status", to.as_str())
-            .value("updated_at", tenantry_core::now())
+            .value("updated_at", tx.now())
             .and_where(Expr::col("id").eq(id)),
     )
     .await?;

@@ -157,7 +157,7 @@ pub async fn create_api_key(
         .actor()
         .user_id()
         .ok_or(TenancyError::Forbidden(Permission::ApiKeysManage))?;
-    let now = tenantry_core::now();
+    let now = db.now();
     if new.expires_at.is_some_and(|t| t <= now) {
         return Err(TenancyError::Invalid {
             field: "expires_at",
@@ -274,7 +274,7 @@ pub async fn revoke_api_key(
         .execute(
             Query::update()
                 .table("api_keys")
-                .value("revoked_at", tenantry_core::now())
+                .value("revoked_at", tx.now())
                 .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
                 .and_where(Expr::col("id").eq(id))
                 .and_where(Expr::col("revoked_at").is_null()),

@@ -318,7 +318,7 @@ pub async fn authorize_api_key(
         .fetch_optional(key_query().and_where(Expr::col("key_hash").eq(hash.to_vec())))
         .await?
         .ok_or(TenancyError::InvalidApiKey)?;
-    let now = tenantry_core::now();
+    let now = tx.now();
     if key.revoked_at.is_some() || key.expires_at.is_some_and(|t| t <= now) {
         return Err(TenancyError::InvalidApiKey);
     }
@@ -431,7 +431,7 @@ fn touch_last_used(db: Db, scope: TenantScope, key_id: ApiKeyId) {
             tx.execute(
                 Query::update()
                     .table("api_keys")
-                    .value("last_used_at", tenantry_core::now())
+                    .value("last_used_at", tx.now())
                     .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
                     .and_where(Expr::col("id").eq(key_id)),
             )
@@ -544,7 +544,7 @@ pub async fn authorize_download_link(
                 )
                 .await?
                 .ok_or(TenancyError::NotFound)?;
-            let now = tenantry_core::now();
+            let now = tx.now();
             if key.created_by != owner
                 || key.revoked_at.is_some()
                 || key.expires_at.is_some_and(|t| t <= now)

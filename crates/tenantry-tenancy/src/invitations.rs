@@ -215,7 +215,7 @@ pub async fn create_invitation(
         ))
     })?;
     let id = InvitationId::new();
-    let now = tenantry_core::now();
+    let now = identity.db().now();
     let expires_at = now + INVITATION_TTL;
     let (token, token_hash) = tenantry_identity::new_link_token();
     let mut tx = identity.db().begin_write().await?;
@@ -331,7 +331,7 @@ pub(crate) async fn revoke_sent_by(
     holds: Option<PermissionSet>,
     reason: &str,
 ) -> Result<usize, TenancyError> {
-    let now = tenantry_core::now();
+    let now = tx.now();
     let sent: Vec<Invitation> = tx
         .fetch_all(
             Query::select()
@@ -393,7 +393,7 @@ pub async fn list_invitations(
     q.columns(Invitation::COLUMNS)
         .from("invitations")
         .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
-        .cond_where(pending(tenantry_core::now()))
+        .cond_where(pending(db.now()))
         .order_by("id", Order::Desc)
         .limit(page.fetch_limit());
     if let Some(after) = page.after {
@@ -413,7 +413,7 @@ pub async fn revoke_invitation(
     id: InvitationId,
 ) -> Result<(), TenancyError> {
     require(scope, Permission::MembersManage)?;
-    let now = tenantry_core::now();
+    let now = db.now();
     let mut tx = db.begin_tenant(scope).await?;
     let invitation: Invitation = tx
         .fetch_optional(

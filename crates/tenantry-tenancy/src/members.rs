@@ -191,7 +191,7 @@ pub async fn change_member_role(
         Query::update()
             .table("memberships")
             .value("role", new_role.name.as_str())
-            .value("updated_at", tenantry_core::now())
+            .value("updated_at", tx.now())
             .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
             .and_where(Expr::col("user_id").eq(user_id)),
     )

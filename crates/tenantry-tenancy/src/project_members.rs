@@ -157,7 +157,7 @@ pub async fn assign_project_role(
         scope,
         resolve(&mut tx, scope, &member.role).await?.permissions,
     )?;
-    let now = tenantry_core::now();
+    let now = tx.now();
     upsert_project_role(
         &mut tx,
         scope.tenant_id(),

@@ -132,7 +132,7 @@ pub async fn create_project(
 ) -> Result<Project, TenancyError> {
     require(scope, Permission::ProjectsWrite)?;
     let id = ProjectId::new();
-    let now = tenantry_core::now();
+    let now = db.now();
     let mut tx = db.begin_tenant(scope).await?;
     tx.execute(
         Query::insert().into_table("projects").row([
@@ -242,7 +242,7 @@ pub async fn update_project(
     let mut update = Query::update();
     update
         .table("projects")
-        .value("updated_at", tenantry_core::now())
+        .value("updated_at", db.now())
         .and_where(Expr::col("tenant_id").eq(scope.tenant_id()))
         .and_where(Expr::col("id").eq(id));
     if let Some(name) = change.name {

@@ -48,7 +48,7 @@ pub async fn purge_deleted_tenants(
 ) -> Result<Purged, TenancyError> {
     let mut purged = Purged::default();
     // A window reaching past the calendar's start (absurd configuration) makes nothing due.
-    let Some(cutoff) = tenantry_core::now().checked_sub_signed(retention) else {
+    let Some(cutoff) = db.now().checked_sub_signed(retention) else {
         return Ok(purged);
     };
     loop {

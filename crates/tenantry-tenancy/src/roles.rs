@@ -157,7 +157,7 @@ pub async fn create_role(
     require(scope, Permission::RolesManage)?;
     check_grantable(scope, new.permissions)?;
     let id = RoleId::new();
-    let now = tenantry_core::now();
+    let now = db.now();
     let permission_names = names(new.permissions);
     let mut tx = db.begin_tenant(scope).await?;
     tx.execute(Query::insert().into_table("roles").row([
@@ -207,7 +207,7 @@ pub async fn update_role(
         .await?
         .ok_or(TenancyError::NotFound)?;
     check_grantable(scope, current.permission_set())?;
-    let now = tenantry_core::now();
+    let now = tx.now();
     let mut update = Query::update();
     update
         .table("roles")
@@ -290,7 +290,7 @@ pub async fn delete_role(db: &Db, scope: &TenantScope, id: RoleId) -> Result<(),
             "invitations" => {
                 q.and_where(Expr::col("accepted_at").is_null())
                     .and_where(Expr::col("revoked_at").is_null())
-                    .and_where(Expr::col("expires_at").gt(tenantry_core::now()));
+                    .and_where(Expr::col("expires_at").gt(tx.now()));
             }
             _ => {}
         }

@@ -45,7 +45,7 @@ pub async fn create_tenant_in(
     let id = TenantId::new();
     let scope = scope_for_new_tenant(id, creator, origin);
     tx.enter_tenant(&scope).await?;
-    let now = tenantry_core::now();
+    let now = tx.now();
     tx.execute(Query::insert().into_table("tenants").row([
         ("id", id.into()),
         ("name", name.as_str().into()),
@@ -183,7 +183,7 @@ pub async fn update_tenant(
                 Query::update()
                     .table("tenants")
                     .value("name", name.as_str())
-                    .value("updated_at", tenantry_core::now())
+                    .value("updated_at", tx.now())
                     .and_where(Expr::col("id").eq(scope.tenant_id()))
                     .and_where(Expr::col("name").ne(name.as_str())),
             )
@@ -217,7 +217,7 @@ pub async fn update_tenant(
 /// Soft delete: the tenant disappears for everyone; its rows stay for the retention window.
 pub async fn delete_tenant(db: &Db, scope: &TenantScope) -> Result<(), TenancyError> {
     require(scope, Permission::TenantDelete)?;
-    let now = tenantry_core::now();
+    let now = db.now();
     let mut tx = db.begin_tenant(scope).await?;
     let tenant = fetch(&mut tx, scope.tenant_id())
         .await?

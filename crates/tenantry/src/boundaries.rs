@@ -461,3 +461,59 @@ fn the_assembly_has_no_context_handlers() {
         "handlers belong to the context that owns their service"
     );
 }
+
+/// Where production code may read the system clock directly; everything else reads the
+/// deployment's `Clock` (`Db::now`, `Tx::now`), which tests advance instead of sleeping.
+const SYSTEM_CLOCK_READERS: &[(&str, &str)] = &[
+    ("tenantry-core/src/lib.rs", "defines `now`"),
+    ("tenantry-core/src/clock.rs", "the `Clock` itself"),
+    (
+        "tenantry-identity/src/tokens.rs",
+        "`jsonwebtoken` checks `exp`/`nbf` against the system clock",
+    ),
+    (
+        "tenantry-identity/src/mfa.rs",
+        "TOTP codes follow real time",
+    ),
+    (
+        "tenantry-storage/src/signer.rs",
+        "`UrlSigner::verify`; the server calls `verify_at` with its clock",
+    ),
+];
+
+#[test]
+fn services_read_the_time_from_the_clock() {
+    let root = crates_dir();
+    let mut offenders = Vec::new();
+    for (name, dir) in crates() {
+        if name == "tenantry-testkit" {
+            continue;
+        }
+        for file in rust_files(&dir.join("src")) {
+            let relative = file
+                .strip_prefix(&root)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            if relative == "tenantry/src/boundaries.rs"
+                || SYSTEM_CLOCK_READERS
+                    .iter()
+                    .any(|(place, _)| relative == *place)
+            {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            let code = production(&text);
+            for read in ["Utc::now()", "tenantry_core::now()", "SystemTime::now()"] {
+                if code.contains(read) {
+                    offenders.push(format!("{relative} calls {read}"));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "wall-clock reads outside the Clock (use db.now() or tx.now()):\n{}",
+        offenders.join("\n")
+    );
+}

@@ -266,7 +266,7 @@ async fn begin(
         }
         let found = idem.store.find(owner, key).await?;
         insert = true;
-        let now = tenantry_core::now();
+        let now = idem.store.now();
         match found {
             // Released (or pruned) since: try again.
             None => {}

@@ -166,8 +166,13 @@ impl Store {
         }
     }
 
-    fn locked_until(&self) -> DateTime<Utc> {
-        tenantry_core::now() + TimeDelta::from_std(self.lease).unwrap_or(TimeDelta::minutes(1))
+    fn locked_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + TimeDelta::from_std(self.lease).unwrap_or(TimeDelta::minutes(1))
+    }
+
+    /// The current time by the deployment's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.db.now()
     }
 
     /// Inserts an `in_progress` row; `None` when the owner already has one for `key`.
@@ -177,7 +182,7 @@ impl Store {
         key: &str,
         fingerprint: &[u8],
     ) -> Result<Option<Reservation>, DbError> {
-        let (id, lease, now) = (Uuid::now_v7(), Uuid::now_v7(), tenantry_core::now());
+        let (id, lease, now) = (Uuid::now_v7(), Uuid::now_v7(), self.db.now());
         let mut tx = self.write(owner).await?;
         let inserted = tx
             .execute(
@@ -198,7 +203,7 @@ impl Store {
                         ("fingerprint", fingerprint.to_vec().into()),
                         ("state", IN_PROGRESS.into()),
                         ("lease", lease.into()),
-                        ("locked_until", self.locked_until().into()),
+                        ("locked_until", self.locked_until(now).into()),
                         ("created_at", now.into()),
                         ("expires_at", (now + KEEP).into()),
                     ])
@@ -239,7 +244,7 @@ impl Store {
                 Query::update()
                     .table(TABLE)
                     .value("lease", lease)
-                    .value("locked_until", self.locked_until())
+                    .value("locked_until", self.locked_until(tx.now()))
                     .and_where(Expr::col("id").eq(row.id))
                     .and_where(Expr::col("lease").eq(row.lease))
                     .and_where(Expr::col("state").eq(IN_PROGRESS)),
@@ -260,7 +265,7 @@ impl Store {
             Query::delete()
                 .from_table(TABLE)
                 .and_where(Expr::col("id").eq(id))
-                .and_where(Expr::col("expires_at").lte(tenantry_core::now())),
+                .and_where(Expr::col("expires_at").lte(tx.now())),
         )
         .await?;
         tx.commit().await
@@ -355,7 +360,7 @@ pub async fn prune(db: &Db, scope: &AdminScope) -> Result<u64, DbError> {
         .execute(
             Query::delete()
                 .from_table(TABLE)
-                .and_where(Expr::col("expires_at").lt(tenantry_core::now())),
+                .and_where(Expr::col("expires_at").lt(tx.now())),
         )
         .await?;
     tx.commit().await?;

@@ -48,7 +48,7 @@ async fn failed_logins_lock_the_address_with_back_off(app: TestApp) {
         "{:?}",
         locked.headers
     );
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.clock.advance(std::time::Duration::from_millis(1100));
     // The sixth failure doubles the lock.
     attempt(&app, &email, "wrong password!")
         .await
@@ -60,7 +60,7 @@ async fn failed_logins_lock_the_address_with_back_off(app: TestApp) {
         "{:?}",
         locked.headers
     );
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.clock.advance(std::time::Duration::from_millis(2100));
     // A success clears the record.
     attempt(&app, &email, PASSWORD).await.assert(200);
     attempt(&app, &email, "wrong password!")

@@ -303,7 +303,7 @@ async fn revoked_expired_foreign_and_malformed_keys_are_refused(app: TestApp) {
     .await
     .assert(404);
     // Expiry.
-    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let soon = (app.clock.now() + chrono::Duration::seconds(2)).to_rfc3339();
     let expiring = create_key(
         &app,
         t,
@@ -313,7 +313,7 @@ async fn revoked_expired_foreign_and_malformed_keys_are_refused(app: TestApp) {
     .await;
     let expiring = expiring["key"].as_str().unwrap();
     app.get(&projects, Some(expiring)).await.assert(200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.clock.advance(std::time::Duration::from_millis(2100));
     app.get(&projects, Some(expiring))
         .await
         .assert_problem(401, "invalid_token");

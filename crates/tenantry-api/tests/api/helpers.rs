@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode, header::HeaderMap};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tenantry_api::{Application, config::Config};
+use tenantry_core::ManualClock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -21,6 +22,8 @@ pub struct TestApp {
     pub database_url: Option<String>,
     /// The running server's state (its database pool, identity service and configuration).
     pub state: tenantry_api::AppState,
+    /// The server's clock (shared with its siblings): advance it instead of sleeping.
+    pub clock: ManualClock,
     data_dir: std::path::PathBuf,
     _owned_dir: Option<tempfile::TempDir>,
 }
@@ -78,7 +81,13 @@ pub async fn spawn_app_with(
         Backend::Sqlite => None,
         Backend::Postgres => Some(tenantry_testkit::fresh_postgres_database(test).await?),
     };
-    let mut app = start(data_dir.path().to_path_buf(), database_url, configure).await;
+    let mut app = start(
+        data_dir.path().to_path_buf(),
+        database_url,
+        ManualClock::new(),
+        configure,
+    )
+    .await;
     app._owned_dir = Some(data_dir);
     Some(app)
 }
@@ -86,6 +95,7 @@ pub async fn spawn_app_with(
 async fn start(
     data_dir: std::path::PathBuf,
     database_url: Option<String>,
+    clock: ManualClock,
     configure: impl FnOnce(&mut Config),
 ) -> TestApp {
     let mut config = Config {
@@ -109,7 +119,7 @@ async fn start(
     };
     configure(&mut config);
     tenantry_identity::oidc::install_tls_provider();
-    let app = Application::build(config)
+    let app = Application::build_with_clock(config, clock.clock())
         .await
         .expect("application builds");
     let addr = app.local_addr().expect("local addr");
@@ -120,15 +130,23 @@ async fn start(
         client: reqwest::Client::new(),
         database_url,
         state,
+        clock,
         data_dir,
         _owned_dir: None,
     }
 }
 
 impl TestApp {
-    /// A second server on the same database and data directory (a restart, or another node).
+    /// A second server on the same database and data directory (a restart, or another node),
+    /// on the same clock.
     pub async fn sibling(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
-        start(self.data_dir.clone(), self.database_url.clone(), configure).await
+        start(
+            self.data_dir.clone(),
+            self.database_url.clone(),
+            self.clock.clone(),
+            configure,
+        )
+        .await
     }
 }
 

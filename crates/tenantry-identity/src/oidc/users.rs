@@ -60,9 +60,9 @@ impl Identity {
         provider: &Provider,
         token: &str,
     ) -> Result<Authenticated, IdentityError> {
-        let now = tenantry_core::now();
-        let claims = provider.verify(token, now.timestamp()).await?;
-        let user = self.external_user(provider, &claims, now).await?;
+        // The token's times against the system clock, as `jsonwebtoken` checks them.
+        let claims = provider.verify(token, crate::tokens::token_time()).await?;
+        let user = self.external_user(provider, &claims, self.db.now()).await?;
         if user.status != UserStatus::Active {
             return Err(IdentityError::InvalidToken);
         }

@@ -118,7 +118,7 @@ async fn find_usable(db: &Db, token: &str) -> Result<(Found, [u8; 32]), TenancyE
     let found: Option<Found> = tx.fetch_optional(&Found::select(&digest)).await?;
     tx.commit().await?;
     let found = found
-        .filter(|f| f.is_usable(tenantry_core::now()))
+        .filter(|f| f.is_usable(db.now()))
         .ok_or(TenancyError::InvitationInvalid)?;
     Ok((found, digest))
 }
@@ -167,7 +167,7 @@ pub async fn accept_invitation(
     if !user.email_verified {
         return Err(TenancyError::InviteeNotVerified);
     }
-    let now = tenantry_core::now();
+    let now = identity.db().now();
     let scope = scope_for_invitation(invitation.tenant_id, user.id, origin);
     let mut tx = identity.db().begin_tenant(&scope).await?;
     let tenant = tenants::fetch(&mut tx, invitation.tenant_id)

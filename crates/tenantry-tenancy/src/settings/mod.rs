@@ -259,7 +259,7 @@ pub(crate) async fn apply_in(
             Query::update()
                 .table("tenants")
                 .value("settings", stored)
-                .value("updated_at", tenantry_core::now())
+                .value("updated_at", tx.now())
                 .and_where(Expr::col("id").eq(id)),
         )
         .await?;

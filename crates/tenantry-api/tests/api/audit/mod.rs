@@ -211,9 +211,12 @@ async fn trail_filters_and_pages_newest_first(app: TestApp) {
         ],
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let middle = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    app.clock.advance(std::time::Duration::from_secs(1));
+    let middle = app
+        .clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    app.clock.advance(std::time::Duration::from_secs(1));
     append(
         &app,
         &tenant,

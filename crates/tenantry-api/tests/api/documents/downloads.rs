@@ -170,6 +170,6 @@ async fn tampered_and_expired_links_are_refused(app: TestApp) {
     let short = app.sibling(|c| c.files.download_url_ttl_secs = 1).await;
     let url = link(&short, t, &id, &w.member.token).await;
     assert_eq!(short.client.get(&url).send().await.unwrap().status(), 200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.clock.advance(std::time::Duration::from_millis(2100));
     refused(url.replace(&short.addr.to_string(), &app.addr.to_string())).await;
 }
