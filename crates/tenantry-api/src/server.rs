@@ -202,7 +202,9 @@ impl Drop for Slot {
 }
 
 /// What the application tells the socket about one connection's requests: a request head is
-/// awaited while every request that started has finished.
+/// awaited while every request that started has finished. Relaxed atomics: on HTTP/1 both
+/// sides run in the connection's task (only HTTP/2 streams, which the socket ignores here,
+/// run elsewhere).
 #[derive(Debug, Default)]
 struct Progress {
     /// Requests handed to the application (their heads were complete).
