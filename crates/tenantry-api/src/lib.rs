@@ -7,6 +7,7 @@
 mod app;
 pub mod config;
 mod idempotency;
+mod layers;
 mod middleware;
 mod openapi_errors;
 mod routes;
@@ -19,7 +20,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::DefaultBodyLimit,
-    http::{HeaderName, HeaderValue, Method, header},
+    http::{HeaderValue, Method, header},
     response::IntoResponse,
 };
 pub use schedule::{prune_idempotency_keys, schedule};
@@ -27,7 +28,6 @@ use tenantry_core::Problem;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
 };
 use utoipa::{
@@ -152,11 +152,11 @@ fn cors(config: &Config) -> CorsLayer {
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
-            HeaderName::from_static("idempotency-key"),
-            HeaderName::from_static("x-request-id"),
+            idempotency::HEADER,
+            layers::X_REQUEST_ID,
         ])
         .expose_headers([
-            HeaderName::from_static("x-request-id"),
+            layers::X_REQUEST_ID,
             header::RETRY_AFTER,
             idempotency::REPLAYED,
         ])
@@ -164,15 +164,12 @@ fn cors(config: &Config) -> CorsLayer {
 }
 
 /// Builds the complete router for `state`.
+///
+/// The middleware is one stack applied with one `Router::layer`: each `layer` call wraps every
+/// route in another boxed service, and a request then clones every level below the one it
+/// passes (the stack of ten single layers cost more than the handler of `/users/me`).
 pub fn router(state: AppState) -> Router {
     let (api, openapi, idempotent) = api_parts();
-    let api = api.route_layer(axum::middleware::from_fn_with_state(
-        idempotency::Layer {
-            state: state.clone(),
-            routes: Arc::new(idempotent),
-        },
-        idempotency::middleware,
-    ));
     let body_limit = state.config.http.body_limit_bytes;
     let observe = middleware::ObserveConfig {
         timeout: Duration::from_secs(state.config.http.request_timeout_secs.max(1)),
@@ -187,8 +184,23 @@ pub fn router(state: AppState) -> Router {
             .max_upload_bytes
             .saturating_add(middleware::UPLOAD_FORM_OVERHEAD),
     };
-    let cors = cors(&state.config);
-    let x_request_id = HeaderName::from_static("x-request-id");
+    // Outermost first.
+    let stack = tower::ServiceBuilder::new()
+        .layer(layers::EdgeHeadersLayer)
+        .layer(cors(&state.config))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::ObserveLayer::new(observe))
+        .layer(layers::PostsWithHeader {
+            header: idempotency::HEADER,
+            layer: axum::middleware::from_fn_with_state(
+                idempotency::Layer {
+                    state: state.clone(),
+                    routes: Arc::new(idempotent),
+                },
+                idempotency::middleware,
+            ),
+        });
     // The documentation page runs scripts: only its own, from this origin.
     let docs: Router<AppState> = Router::from(
         SwaggerUi::new("/docs").url("/openapi.json", openapi),
@@ -204,30 +216,7 @@ pub fn router(state: AppState) -> Router {
                 .into_response()
         })
         .method_not_allowed_fallback(|| async { Problem::method_not_allowed().into_response() })
-        .layer(axum::middleware::from_fn_with_state(
-            observe,
-            middleware::observe,
-        ))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
-        .layer(cors)
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
-        .layer(tower::util::MapRequestLayer::new(
-            middleware::drop_unfit_request_id,
-        ))
+        .layer(stack)
         .with_state(state)
 }
 

@@ -2,21 +2,27 @@
 //! problem+json for every error answer.
 
 use std::{
+    collections::HashMap,
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
 use axum::{
     body::Body,
-    extract::{MatchedPath, Request, State},
+    extract::{MatchedPath, Request},
     http::{HeaderValue, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
+use parking_lot::RwLock;
 use tenantry_core::{Problem, problem::ProblemCode};
+use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
 
 /// Per-request settings the middleware needs.
@@ -52,108 +58,210 @@ fn declared_length(request: &Request) -> Option<u64> {
         .ok()
 }
 
+/// Adds [`Observe`] to every route.
+#[derive(Debug, Clone)]
+pub struct ObserveLayer {
+    config: ObserveConfig,
+    series: Arc<SeriesCache>,
+}
+
+impl ObserveLayer {
+    pub fn new(config: ObserveConfig) -> Self {
+        Self {
+            config,
+            series: Arc::default(),
+        }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            config: self.config,
+            series: self.series.clone(),
+            inner,
+        }
+    }
+}
+
 /// Wraps every request in a span (request id, route, user and tenant ids as they become
 /// known), refuses bodies declared larger than the route reads, enforces the request timeout
 /// (and the pause limit of upload bodies), turns any error answer that is not a problem yet
 /// into one, writes one access-log line and records metrics.
-pub async fn observe(
-    State(config): State<ObserveConfig>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let upload = is_upload(&method, &route);
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        method = %method,
-        route = %route,
-        user_id = Empty,
-        tenant_id = Empty,
-    );
-    let (timeout, limit) = if upload {
-        (config.upload_timeout, config.upload_body_limit)
-    } else {
-        (config.timeout, config.body_limit)
-    };
-    // A body declared larger than the route reads is refused before it is read (so hyper
-    // sends no `100 Continue` and the client does not upload it in vain).
-    let too_large = declared_length(&request).is_some_and(|length| length > limit);
-    let stalled = upload.then(|| {
-        let stalled = Arc::new(AtomicBool::new(false));
-        let watched = stalled.clone();
-        let pause = config.upload_idle_timeout;
-        request = std::mem::take(&mut request)
-            .map(|body| Body::new(IdleTimeout::new(body, pause, watched)));
-        stalled
-    });
-    let response = if too_large {
-        Problem::payload_too_large()
-            .with_detail(format!(
-                "the declared body is larger than this route accepts ({limit} bytes)"
-            ))
-            .into_response()
-    } else {
-        match tokio::time::timeout(timeout, next.run(request).instrument(span.clone())).await {
-            Ok(response) => response,
-            Err(_) => {
-                let _entered = span.enter();
-                tracing::warn!("request timed out");
-                Problem::not_ready()
-                    .with_detail("the request took too long")
-                    .with_retry_after(1)
-                    .into_response()
-            }
-        }
-    };
-    let response = match stalled {
-        Some(stalled) if stalled.load(Ordering::Relaxed) => Problem::request_timeout()
-            .with_detail(format!(
-                "the upload's body paused longer than {} s",
-                config.upload_idle_timeout.as_secs()
-            ))
-            .into_response(),
-        _ => response,
-    };
-    let response = problem_for_any_error(response).await;
-    let latency = started.elapsed();
-    let status = response.status().as_u16();
-    let code = response.extensions().get::<ProblemCode>().map(|c| c.0);
-    span.in_scope(|| {
-        tracing::info!(
-            target: "tenantry::access",
-            status,
-            latency_ms = latency.as_secs_f64() * 1000.0,
-            code,
-            "request"
+///
+/// A service of its own rather than `axum::middleware::from_fn`, which boxes a clone of the
+/// inner service (its `Next`) besides the future, for every request.
+#[derive(Debug, Clone)]
+pub struct Observe<S> {
+    config: ObserveConfig,
+    series: Arc<SeriesCache>,
+    inner: S,
+}
+
+pub(crate) type BoxResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> BoxResponseFuture {
+        let started = Instant::now();
+        let config = self.config;
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let route_label = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let upload = is_upload(&method, route_label);
+        // The field values are only evaluated when the span is enabled.
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request
+                .headers()
+                .get(crate::layers::X_REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+            method = %method,
+            route = %route_label,
+            user_id = Empty,
+            tenant_id = Empty,
         );
-    });
-    let labels = [
-        (
-            "method",
-            metrics::SharedString::const_str(static_method(&method)),
-        ),
-        ("route", metrics::SharedString::from(route)),
-        (
-            "status",
-            metrics::SharedString::const_str(static_status(status)),
-        ),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
-    response
+        let (timeout, limit) = if upload {
+            (config.upload_timeout, config.upload_body_limit)
+        } else {
+            (config.timeout, config.body_limit)
+        };
+        // A body declared larger than the route reads is refused before it is read (so hyper
+        // sends no `100 Continue` and the client does not upload it in vain).
+        let too_large = declared_length(&request).is_some_and(|length| length > limit);
+        let stalled = upload.then(|| {
+            let stalled = Arc::new(AtomicBool::new(false));
+            let watched = stalled.clone();
+            let pause = config.upload_idle_timeout;
+            request = std::mem::take(&mut request)
+                .map(|body| Body::new(IdleTimeout::new(body, pause, watched)));
+            stalled
+        });
+        let answer = if too_large {
+            None
+        } else {
+            Some(span.in_scope(|| self.inner.call(request)))
+        };
+        let series = self.series.clone();
+        Box::pin(async move {
+            let response = match answer {
+                None => Problem::payload_too_large()
+                    .with_detail(format!(
+                        "the declared body is larger than this route accepts ({limit} bytes)"
+                    ))
+                    .into_response(),
+                Some(answer) => {
+                    match tokio::time::timeout(timeout, answer.instrument(span.clone())).await {
+                        Ok(Ok(response)) => response,
+                        Ok(Err(never)) => match never {},
+                        Err(_) => {
+                            let _entered = span.enter();
+                            tracing::warn!("request timed out");
+                            Problem::not_ready()
+                                .with_detail("the request took too long")
+                                .with_retry_after(1)
+                                .into_response()
+                        }
+                    }
+                }
+            };
+            let response = match stalled {
+                Some(stalled) if stalled.load(Ordering::Relaxed) => Problem::request_timeout()
+                    .with_detail(format!(
+                        "the upload's body paused longer than {} s",
+                        config.upload_idle_timeout.as_secs()
+                    ))
+                    .into_response(),
+                _ => response,
+            };
+            let response = problem_for_any_error(response).await;
+            let latency = started.elapsed();
+            let status = response.status().as_u16();
+            let code = response.extensions().get::<ProblemCode>().map(|c| c.0);
+            span.in_scope(|| {
+                tracing::info!(
+                    target: "tenantry::access",
+                    status,
+                    latency_ms = latency.as_secs_f64() * 1000.0,
+                    code,
+                    "request"
+                );
+            });
+            series.record(
+                static_method(&method),
+                route.as_ref().map_or("unmatched", MatchedPath::as_str),
+                static_status(status),
+                latency.as_secs_f64(),
+            );
+            Ok(response)
+        })
+    }
+}
+
+/// The request counter and latency histogram of each (method, route, status) series,
+/// registered once: registering a series with the recorder (building its key with owned
+/// labels, hashing it, finding it in the registry), as `metrics::counter!` does on every
+/// call, costs more than the rest of the middleware together. The exporter removes no idle
+/// series (no `idle_timeout`), so the handles stay the ones `/metrics` renders.
+#[derive(Debug, Default)]
+struct SeriesCache(RwLock<HashMap<String, Vec<Series>>>);
+
+#[derive(Debug)]
+struct Series {
+    method: &'static str,
+    status: &'static str,
+    requests: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl SeriesCache {
+    fn record(&self, method: &'static str, route: &str, status: &'static str, seconds: f64) {
+        let matches = |s: &Series| s.method == method && s.status == status;
+        if let Some(series) = self
+            .0
+            .read()
+            .get(route)
+            .and_then(|all| all.iter().find(|s| matches(s)))
+        {
+            series.requests.increment(1);
+            series.duration.record(seconds);
+            return;
+        }
+        let mut map = self.0.write();
+        let all = map.entry(route.to_owned()).or_default();
+        if !all.iter().any(matches) {
+            let labels = [
+                ("method", metrics::SharedString::const_str(method)),
+                ("route", metrics::SharedString::from(route.to_owned())),
+                ("status", metrics::SharedString::const_str(status)),
+            ];
+            all.push(Series {
+                method,
+                status,
+                requests: metrics::counter!("http_requests_total", &labels),
+                duration: metrics::histogram!("http_request_duration_seconds", &labels),
+            });
+        }
+        if let Some(series) = all.iter().find(|s| matches(s)) {
+            series.requests.increment(1);
+            series.duration.record(seconds);
+        }
+    }
 }
 
 /// The method label: one of a fixed set, so clients cannot mint new metric series (any
@@ -208,30 +316,6 @@ fn static_status(status: u16) -> &'static str {
         4 => "4xx",
         _ => "5xx",
     }
-}
-
-/// Longest client-chosen `X-Request-Id` kept.
-pub const MAX_REQUEST_ID: usize = 128;
-
-/// Removes a client's `X-Request-Id` unless it is 1 to [`MAX_REQUEST_ID`] visible ASCII
-/// characters, so the request id layer makes a new one: the id is echoed, logged and stored
-/// with sessions and audit records.
-pub fn drop_unfit_request_id<B>(mut request: http::Request<B>) -> http::Request<B> {
-    let fit = |id: &HeaderValue| {
-        let id = id.as_bytes();
-        (1..=MAX_REQUEST_ID).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
-    };
-    let mut ids = request.headers().get_all("x-request-id").iter();
-    // One fitting id is kept; none is nothing to do; several are as unfit as a bad one.
-    let unfit = match (ids.next(), ids.next()) {
-        (Some(id), None) => !fit(id),
-        (None, _) => false,
-        (Some(_), Some(_)) => true,
-    };
-    if unfit {
-        request.headers_mut().remove("x-request-id");
-    }
-    request
 }
 
 /// The answer for a handler that panicked: logged, then an opaque 500.

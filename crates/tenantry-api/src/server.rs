@@ -2,8 +2,10 @@
 //! for the per-IP limits, graceful drain), plus the limits a server facing the internet needs
 //! and `axum::serve` does not offer:
 //!
-//! - a deadline for a request's head (`http.header_read_timeout_secs`): hyper's HTTP/1 timer,
-//!   and before it, for the bytes that tell HTTP/1 from HTTP/2, [`EdgeIo`]'s own;
+//! - a deadline for a request's head (`http.header_read_timeout_secs`), from the connection's
+//!   start or the end of its previous answer: [`EdgeIo`]'s, one per connection, for the bytes
+//!   that tell HTTP/1 from HTTP/2 and for every HTTP/1 head (hyper's own timer would cost a
+//!   boxed sleep registered with the timer wheel per request);
 //! - a cap on the connections one client address holds open (`http.max_connections_per_ip`);
 //!   excess connections are closed at once, before a byte is read;
 //! - problem+json bodies for the answers hyper writes by itself when a request head does not
@@ -11,21 +13,30 @@
 
 use std::{
     collections::HashMap,
+    convert::Infallible,
     future::Future,
     io,
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
 
-use axum::{Router, body::Body, extract::ConnectInfo};
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::ConnectInfo,
+    http::{Request, Response, StatusCode},
+    routing::future::RouteFuture,
+};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto::Builder,
-    service::TowerToHyperService,
 };
 use parking_lot::Mutex;
 use tokio::{
@@ -33,7 +44,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::watch,
 };
-use tower::ServiceExt;
+use tower::Service;
 
 /// Connection-level settings of [`serve`].
 #[derive(Debug, Clone, Copy)]
@@ -61,10 +72,8 @@ pub async fn serve(
     let (close_tx, close_rx) = watch::channel(());
     let limit = Arc::new(PerIpLimit::new(settings.max_connections_per_ip));
     let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout);
+    // The head deadline is `EdgeIo`'s.
+    builder.http1().header_read_timeout(None);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -85,19 +94,17 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let service = app
-            .clone()
-            .map_request(move |request: axum::http::Request<Incoming>| {
-                let mut request = request.map(Body::new);
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
+        let progress = Arc::new(Progress::default());
+        let service = Connection {
+            app: app.clone(),
+            peer,
+            progress: progress.clone(),
+        };
         let builder = builder.clone();
         let signal_tx = signal_tx.clone();
         let close_rx = close_rx.clone();
-        let io = TokioIo::new(EdgeIo::new(stream, settings.header_read_timeout));
+        let io = TokioIo::new(EdgeIo::new(stream, settings.header_read_timeout, progress));
         tokio::spawn(async move {
-            let service = TowerToHyperService::new(service);
             let connection = builder.serve_connection_with_upgrades(io, service);
             tokio::pin!(connection);
             let mut stopping = std::pin::pin!(signal_tx.closed());
@@ -194,30 +201,184 @@ impl Drop for Slot {
     }
 }
 
-/// Bytes hyper reads to tell HTTP/1 from HTTP/2 (the HTTP/2 connection preface).
-const PREFACE_LEN: usize = 24;
+/// What the application tells the socket about one connection's requests: a request head is
+/// awaited while every request that started has finished. Relaxed atomics: on HTTP/1 both
+/// sides run in the connection's task (only HTTP/2 streams, which the socket ignores here,
+/// run elsewhere).
+#[derive(Debug, Default)]
+struct Progress {
+    /// Requests handed to the application (their heads were complete).
+    started: AtomicU64,
+    /// Answers whose bodies hyper is done with.
+    finished: AtomicU64,
+    /// A `101 Switching Protocols` was answered: the socket no longer carries HTTP/1 heads.
+    upgraded: AtomicBool,
+}
 
-/// The socket as hyper sees it. Reads: until the first [`PREFACE_LEN`] bytes have arrived
-/// (hyper's version detection has no deadline of its own), the header-read timeout applies.
-/// Writes: an answer hyper makes up itself for a head it cannot parse — a 4xx status line with
-/// `content-length: 0` and a date, nothing else — is replaced by the same status with a
-/// problem+json body.
+/// The application as one connection's hyper service: the peer address for the per-IP limits,
+/// and the [`Progress`] of its requests.
+#[derive(Clone)]
+struct Connection {
+    app: Router,
+    peer: SocketAddr,
+    progress: Arc<Progress>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Connection {
+    type Response = Response<Tracked>;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn call(&self, mut request: Request<Incoming>) -> Answer {
+        self.progress.started.fetch_add(1, Ordering::Relaxed);
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        // A `Router` is always ready: its `poll_ready` answers `Ready` without looking.
+        let future = self.app.clone().call(request);
+        Answer {
+            future,
+            progress: self.progress.clone(),
+        }
+    }
+}
+
+/// The application's answer, its body [`Tracked`].
+struct Answer {
+    future: RouteFuture<Infallible>,
+    progress: Arc<Progress>,
+}
+
+impl Future for Answer {
+    type Output = Result<Response<Tracked>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let response = std::task::ready!(Pin::new(&mut self.future).poll(cx))?;
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            self.progress.upgraded.store(true, Ordering::Relaxed);
+        }
+        let progress = self.progress.clone();
+        Poll::Ready(Ok(response.map(|body| Tracked { body, progress })))
+    }
+}
+
+/// An answer's body, which counts its request as finished when hyper drops it (written out,
+/// or abandoned with the connection).
+struct Tracked {
+    body: Body,
+    progress: Arc<Progress>,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.progress.finished.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The HTTP/2 connection preface, which hyper reads to tell HTTP/1 from HTTP/2.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// What the bytes read so far say about the connection's protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// They match the first `n` bytes of the HTTP/2 preface.
+    Undecided(usize),
+    Http1,
+    /// HTTP/2 has no head deadline (hyper's HTTP/1 timer did not cover it either).
+    Http2,
+}
+
+impl Protocol {
+    /// After `read` more bytes arrived.
+    fn after(self, read: &[u8]) -> Self {
+        let Protocol::Undecided(matched) = self else {
+            return self;
+        };
+        let rest = &H2_PREFACE[matched..];
+        let n = read.len().min(rest.len());
+        if read[..n] != rest[..n] {
+            Protocol::Http1
+        } else if matched + n == H2_PREFACE.len() {
+            Protocol::Http2
+        } else {
+            Protocol::Undecided(matched + n)
+        }
+    }
+}
+
+/// The socket as hyper sees it. Reads: while a request head is awaited — from the start
+/// until the protocol is known, and on HTTP/1 from the start and from the end of each
+/// answer until the application gets the next request ([`Progress`]) — a read that would
+/// wait fails once the header-read timeout has passed, which closes the connection without
+/// an answer (a slow head, or an idle keep-alive connection). One deadline per connection,
+/// moved forward as each answer ends.
+/// Writes: an answer hyper makes up itself for a head it cannot parse — a 4xx status line
+/// with `content-length: 0` and a date, nothing else — is replaced by the same status with
+/// a problem+json body.
 struct EdgeIo {
     inner: TcpStream,
-    preface_read: usize,
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    protocol: Protocol,
+    timeout: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// `progress.finished` when the deadline was last set.
+    deadline_after: u64,
+    progress: Arc<Progress>,
     /// The replacement answer still to be written.
     pending: Vec<u8>,
 }
 
 impl EdgeIo {
-    fn new(inner: TcpStream, timeout: Duration) -> Self {
+    fn new(inner: TcpStream, timeout: Duration, progress: Arc<Progress>) -> Self {
         Self {
             inner,
-            preface_read: 0,
-            deadline: Some(Box::pin(tokio::time::sleep(timeout))),
+            protocol: Protocol::Undecided(0),
+            timeout,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            deadline_after: 0,
+            progress,
             pending: Vec::new(),
         }
+    }
+
+    /// Whether a request head is awaited; the deadline is moved forward when the connection
+    /// has become idle since it was set (then `Some(true)`).
+    fn awaiting_head(&mut self) -> Option<bool> {
+        match self.protocol {
+            Protocol::Http2 => return None,
+            Protocol::Undecided(_) => return Some(false),
+            Protocol::Http1 => {}
+        }
+        let finished = self.progress.finished.load(Ordering::Relaxed);
+        if self.progress.started.load(Ordering::Relaxed) != finished
+            || self.progress.upgraded.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        if finished == self.deadline_after {
+            return Some(false);
+        }
+        self.deadline_after = finished;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        self.deadline.as_mut().reset(deadline);
+        Some(true)
     }
 
     /// Writes what is left of the replacement answer; ready when nothing is.
@@ -244,20 +405,13 @@ impl AsyncRead for EdgeIo {
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
-                if this.deadline.is_some() {
-                    this.preface_read += buf.filled().len() - before;
-                    if this.preface_read >= PREFACE_LEN {
-                        this.deadline = None;
-                    }
+                if let Protocol::Undecided(_) = this.protocol {
+                    this.protocol = this.protocol.after(&buf.filled()[before..]);
                 }
                 Poll::Ready(result)
             }
             Poll::Pending => {
-                let expired = this
-                    .deadline
-                    .as_mut()
-                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
-                if expired {
+                if this.awaiting_head().is_some() && this.deadline.as_mut().poll(cx).is_ready() {
                     Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "request head too slow",
@@ -311,7 +465,13 @@ impl AsyncWrite for EdgeIo {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         std::task::ready!(self.drain(cx))?;
-        Pin::new(&mut self.inner).poll_flush(cx)
+        std::task::ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+        // hyper flushes after each answer, and (without a timer of its own) need not read
+        // again until the client sends: the deadline set here must wake the task.
+        if self.awaiting_head() == Some(true) && self.deadline.as_mut().poll(cx).is_ready() {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -95,6 +95,43 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     .is_ok()
 }
 
+/// Trickles one header every 300 ms on `stream` until the server closes it (true) or
+/// `within` passes (false).
+async fn trickle_until_closed(stream: &mut TcpStream, within: Duration) -> bool {
+    tokio::time::timeout(within, async {
+        let mut buf = [0u8; 256];
+        loop {
+            tokio::select! {
+                read = stream.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                () = tokio::time::sleep(Duration::from_millis(300)) => {
+                    if stream.write_all(b"X-Slow: yes\r\n").await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// Sends a prompt `GET /health` on `stream` and reads its answer's status.
+async fn health_on(stream: &mut TcpStream) -> Option<u16> {
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    Some(Raw::parse(&buf[..n]).status)
+}
+
 async fn slow_request_heads_are_cut_off(app: TestApp) {
     let app = app.sibling(|c| c.http.header_read_timeout_secs = 1).await;
     // A head trickled one header every 300 ms never completes: closed after the timeout, not
@@ -105,24 +142,10 @@ async fn slow_request_heads_are_cut_off(app: TestApp) {
         .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        let mut buf = [0u8; 256];
-        loop {
-            tokio::select! {
-                read = trickle.read(&mut buf) => match read {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                },
-                () = tokio::time::sleep(Duration::from_millis(300)) => {
-                    if trickle.write_all(b"X-Slow: yes\r\n").await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "a trickled head kept its connection");
+    assert!(
+        trickle_until_closed(&mut trickle, Duration::from_secs(5)).await,
+        "a trickled head kept its connection"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
     // A connection that sends nothing at all, or only the start of what could be the
     // HTTP/2 preface, is closed too.
@@ -142,6 +165,45 @@ async fn slow_request_heads_are_cut_off(app: TestApp) {
     )
     .await;
     assert_eq!(ok.status, 200, "{ok:?}");
+
+    // On a keep-alive connection the deadline runs from the end of each answer: prompt
+    // requests are served however long the connection lives...
+    let mut kept = TcpStream::connect(app.addr).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(health_on(&mut kept).await, Some(200));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    // ...a trickled next head is cut off...
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert!(
+        trickle_until_closed(&mut kept, Duration::from_secs(5)).await,
+        "a trickled second head kept its connection"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // ...and so is a connection left idle after an answer.
+    let mut idle = TcpStream::connect(app.addr).await.unwrap();
+    assert_eq!(health_on(&mut idle).await, Some(200));
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(3)).await,
+        "an idle keep-alive connection was kept"
+    );
+    // A body is not a head: one sent slower than the head deadline is read to the end.
+    let body = br#"{"email":"slow@example.com","password":"not the password"}"#;
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    slow.write_all(&body[10..]).await.unwrap();
+    Raw::parse(&read_to_close(&mut slow, Duration::from_secs(10)).await)
+        .assert_problem(401, "invalid_credentials");
 }
 
 /// Opens a keep-alive connection and completes one request on it, so the server has
