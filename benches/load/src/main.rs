@@ -1,9 +1,15 @@
 //! Seeds a running Tenantry server through its public API (tenants, members, projects), then
 //! measures load scenarios with `wrk`, reading the server's CPU time and peak RSS from /proc.
 //!
-//! Usage: tenantry-bench --url http://127.0.0.1:4999 --pid <server pid> --label sqlite
-//!        --mail-dir <server data dir>/mail [--tenants 50] [--users 20] [--projects 100000] [--duration 15] [--connections 64]
-//!        [--scenarios me,read,list,create,login,refresh,me_under_login,noisy_neighbour,files]
+//! Usage:
+//!
+//! ```text
+//! tenantry-bench --url http://127.0.0.1:4999 --pid <server pid> --label sqlite
+//!     --mail-dir <server data dir>/mail [--tenants 50] [--users 20] [--projects 100000]
+//!     [--duration 15] [--connections 64]
+//!     [--scenarios me,read,list,create,login,refresh,me_under_login,noisy_neighbour,files]
+//! ```
+//!
 //! Normally run through `benches/run.sh`.
 #![allow(clippy::print_stdout)]
 

@@ -312,7 +312,7 @@ async fn load_or_create(db: &Db, sealer: &MasterKey) -> anyhow::Result<KeySet> {
     KeySet::from_stored(&keys)
 }
 
-/// What [`rotate`] did.
+/// What `rotate` did.
 #[derive(Debug, Clone)]
 pub struct Rotation {
     /// The new signing key.

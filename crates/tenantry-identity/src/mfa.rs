@@ -114,7 +114,7 @@ impl Identity {
     }
 
     /// Starts (or restarts) enrolment: a new pending secret. Needs the current password (see
-    /// [`crate::reauth`]): a stolen access token alone must not be able to put a second
+    /// `crate::reauth`): a stolen access token alone must not be able to put a second
     /// factor the owner does not have on the account. Confirming needs no password again:
     /// it takes a code of the secret that only this call handed out.
     pub async fn totp_enroll(
@@ -211,7 +211,7 @@ impl Identity {
         Ok(codes)
     }
 
-    /// Turns MFA off; needs the current password (see [`crate::reauth`]) and a current code
+    /// Turns MFA off; needs the current password (see `crate::reauth`) and a current code
     /// or an unused recovery code. A wrong code counts against the login throttle like a
     /// wrong code at sign-in, so this is no unthrottled way to guess codes.
     pub async fn totp_disable(

@@ -409,7 +409,7 @@ impl Identity {
     }
 
     /// Changes the caller's password after checking the current one (see
-    /// [`Identity::reauthenticate`]); the caller's other sessions end.
+    /// `Identity::reauthenticate`); the caller's other sessions end.
     pub async fn change_password(
         &self,
         user_id: UserId,

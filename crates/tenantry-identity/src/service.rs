@@ -98,8 +98,19 @@ pub struct ProfileChange {
     pub preferences: Option<serde_json::Value>,
 }
 
+/// The identity service; one pointer to clone (handlers take it per request).
 #[derive(Clone, Debug)]
-pub struct Identity {
+pub struct Identity(Arc<IdentityInner>);
+
+impl std::ops::Deref for Identity {
+    type Target = IdentityInner;
+    fn deref(&self) -> &IdentityInner {
+        &self.0
+    }
+}
+
+#[derive(Debug)]
+pub struct IdentityInner {
     pub(crate) db: Db,
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) hasher: PasswordHasher,
@@ -131,7 +142,7 @@ impl Identity {
     ) -> anyhow::Result<Self> {
         let keys = KeyRing::load_or_create(&db, key.clone()).await?;
         let external = ExternalProviders::from_config(auth, &issuer)?;
-        Ok(Self {
+        Ok(Self(Arc::new(IdentityInner {
             db,
             keys: Arc::new(keys),
             hasher: PasswordHasher::new(
@@ -151,7 +162,7 @@ impl Identity {
             mailer,
             public_url: public_url.trim_end_matches('/').into(),
             external,
-        })
+        })))
     }
 
     pub fn mailer(&self) -> &Mailer {

@@ -200,7 +200,7 @@ fn may_grant(inviter: PermissionSet, role: PermissionSet) -> bool {
 /// mails the link, in one transaction. An earlier invitation of the address is revoked.
 ///
 /// The sender (the person, or the member behind an API key) needs a verified address, and
-/// the limits of `limits` apply (see [`limits`]). Nothing here looks at whether the address
+/// the limits of `limits` apply (see `limits`). Nothing here looks at whether the address
 /// has an account, so the answer is the same either way.
 pub async fn create_invitation(
     identity: &Identity,

@@ -2,10 +2,10 @@
 //!
 //! A bearer's unverified `iss` picks the keys that may verify it: our own issuer → our
 //! Ed25519 keys (the existing path, untouched); a configured external issuer → that issuer's
-//! JWKS ([`jwks`]); anything else fails our own verification (wrong `iss`). So an external
+//! JWKS (`jwks`); anything else fails our own verification (wrong `iss`). So an external
 //! token is never checked against our keys, nor ours against theirs, and issuers cannot
 //! stand in for each other. The user is found by (issuer, subject), or linked or created
-//! on first sight ([`users`]).
+//! on first sight (`users`).
 
 mod jwks;
 mod users;
