@@ -60,12 +60,12 @@ impl tenantry_http::Gate for AppState {
     }
 }
 
-/// What context routers take from the state (`State<T>`).
+/// What context routers take from the state (`State<T>`), each from its place in it.
 macro_rules! from_state {
-    ($($field:ident: $ty:ty),* $(,)?) => {$(
+    ($($($field:ident).+: $ty:ty),* $(,)?) => {$(
         impl axum::extract::FromRef<AppState> for $ty {
             fn from_ref(state: &AppState) -> Self {
-                state.$field.clone()
+                state.$($field).+.clone()
             }
         }
     )*};
@@ -76,15 +76,9 @@ from_state!(
     identity: Identity,
     files: tenantry_files::Files,
     limits: Arc<Limits>,
-    gatekeeper: tenantry_tenancy::http::Gatekeeper,
+    // Tenancy's invitation limits: four numbers, cloned per request that sends an invitation.
+    config.tenancy: tenantry_tenancy::TenancyConfig,
 );
-
-/// Tenancy's invitation limits: four numbers, cloned per request that sends an invitation.
-impl axum::extract::FromRef<AppState> for tenantry_tenancy::TenancyConfig {
-    fn from_ref(state: &AppState) -> Self {
-        state.config.tenancy.clone()
-    }
-}
 
 /// All migrations of all contexts, in the order they apply.
 pub fn migrations() -> Vec<Migration> {

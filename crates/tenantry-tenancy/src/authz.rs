@@ -515,9 +515,8 @@ pub async fn authorize_download_link(
     db: &Db,
     tenant_id: TenantId,
     requester: Actor,
-    origin: &Origin,
+    origin: Arc<Origin>,
 ) -> Result<TenantScope, TenancyError> {
-    let origin = Arc::new(origin.clone());
     let (tenant, projects) = match requester {
         Actor::User(user_id) => {
             let rows: Vec<GrantRow> = db

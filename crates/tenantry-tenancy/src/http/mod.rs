@@ -95,7 +95,7 @@ impl Authorize<Authenticated> for Gatekeeper {
         requester: Actor,
         origin: Arc<Origin>,
     ) -> Result<TenantScope, Problem> {
-        authz::authorize_download_link(&self.db, tenant, requester, &origin)
+        authz::authorize_download_link(&self.db, tenant, requester, origin)
             .await
             .map_err(|e| match e {
                 TenancyError::Db(e) => Problem::from(e),
